@@ -1,0 +1,61 @@
+"""Shared defaults: the paper's MNIST experiment. Other configs start from this one."""
+import ml_collections
+from ml_collections import config_dict
+
+
+def sgd(lr=0.1, momentum=0.5, **kw):
+  """SGD with momentum, the paper's optimizer; schedules are off unless given."""
+  return ml_collections.ConfigDict(dict(name='sgd', lr=lr, momentum=momentum, lr_decay=1.0,
+                                        min_lr=0.0, final_momentum=momentum, momentum_start=0,
+                                        momentum_saturate=1, **kw))
+
+
+def adam(lr=2e-4, b1=0.5, b2=0.999):
+  return ml_collections.ConfigDict(dict(name='adam', lr=lr, b1=b1, b2=b2, lr_decay=1.0, min_lr=0.0))
+
+
+def get_config():
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = 'mnist'
+  c.data.manual_dir = config_dict.placeholder(str)  # official archives; None: tfds downloads
+  c.data.data_dir = config_dict.placeholder(str)    # prepared tfds data; None: tfds default
+  c.data.train_split = 'train[:50000]'              # the released code held out 50000:60000
+  c.data.eval_split = 'test'
+  c.data.scale = 'unit'                              # [0, 1] pixels, as the paper
+  c.data.num_examples = 0                            # synthetic sources only
+  c.data.num_eval_examples = 0
+
+  c.model = ml_collections.ConfigDict()
+  c.model.generator = 'paper_mlp'
+  c.model.discriminator = 'paper_maxout'
+  c.model.noise_dim = 100
+  c.model.noise = 'uniform'
+  c.model.g_output = 'sigmoid'
+  c.model.g_output_bias = 'marginals'  # logit of the training mean, as the released code
+  c.model.g_kwargs = ml_collections.ConfigDict()
+  c.model.d_kwargs = ml_collections.ConfigDict()
+
+  c.train = ml_collections.ConfigDict()
+  c.train.batch_size = 100
+  c.train.k = 1
+  c.train.num_steps = 100_000
+  c.train.update = 'alternating'
+  c.train.g_loss = 'non_saturating'
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.g = sgd()
+  c.optim.d = sgd()
+
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.platform = config_dict.placeholder(str)     # None: JAX's default platform
+  c.mesh.num_devices = config_dict.placeholder(int)  # None: all local devices
+
+  c.log_every_steps = 100
+  c.eval_every_steps = 2000
+  c.checkpoint_every_steps = 2000
+  c.max_checkpoints_to_keep = 3
+  c.num_samples = 100
+  return c

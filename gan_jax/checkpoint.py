@@ -1,0 +1,65 @@
+"""Checkpoints: orbax under workdir/checkpoints, holding the GANState, the data iterator's
+position and the config that made them (to refuse resuming with an incompatible one)."""
+import json
+import os
+
+import orbax.checkpoint as ocp
+
+from gan_jax.errors import UserError
+
+# Config entries that determine the shapes and structure of the saved state.
+STRUCTURE_KEYS = ('data.name', 'model', 'optim.g.name', 'optim.d.name')
+
+
+def _lookup(cfg: dict, dotted: str):
+  for part in dotted.split('.'):
+    cfg = cfg.get(part, {}) if isinstance(cfg, dict) else {}
+  return cfg
+
+
+def config_to_dict(config) -> dict:
+  return json.loads(config.to_json_best_effort())
+
+
+class Checkpoints:
+  """A thin, named layer over `ocp.CheckpointManager` (atomic, async writes)."""
+
+  def __init__(self, workdir: str, max_to_keep: int = 3):
+    self.directory = os.path.abspath(os.path.join(workdir, 'checkpoints'))
+    self._manager = ocp.CheckpointManager(
+        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=False))
+
+  def latest_step(self):
+    return self._manager.latest_step() if os.path.isdir(self.directory) else None
+
+  def check_compatible(self, step: int, config) -> None:
+    saved = self._manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))['config']
+    now = config_to_dict(config)
+    diffs = [f'{key}: saved {_lookup(saved, key)!r}, now {_lookup(now, key)!r}'
+             for key in STRUCTURE_KEYS if _lookup(saved, key) != _lookup(now, key)]
+    if diffs:
+      raise UserError(f'the workdir holds a checkpoint (step {step}) from an incompatible config ('
+                      + '; '.join(diffs) + '). Use a new --workdir, or the config it was made with.')
+
+  def restore(self, step: int, target):
+    """(state, data_iterator_state) from `step`; `target` gives the state's structure."""
+    try:
+      out = self._manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore()))
+    except Exception as e:  # orbax raises several types for structure/shape/corruption problems
+      raise UserError(f'cannot restore the checkpoint at step {step} in {self.directory} '
+                      f'({type(e).__name__}: {str(e)[:300]}). Use a new --workdir, or delete that '
+                      'step to fall back to an earlier one.') from None
+    return out['state'], out['data']
+
+  def save(self, step: int, state, data_state: dict, config) -> None:
+    os.makedirs(self.directory, exist_ok=True)
+    self._manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state),
+        config=ocp.args.JsonSave(config_to_dict(config))), force=True)
+
+  def wait(self) -> None:
+    self._manager.wait_until_finished()
+
+  def close(self) -> None:
+    self._manager.close()

@@ -1,0 +1,8 @@
+"""The one exception type that launch.py turns into a one-line message and a non-zero exit."""
+
+
+class UserError(Exception):
+  """A problem the user can fix (bad config, missing files, incompatible workdir).
+
+  The message names the problem and the fix; no traceback is shown for it.
+  """

@@ -1,0 +1,65 @@
+"""The value function of Eq. 1, the players' losses, and the theory's analytic quantities.
+
+Everything takes D's logits, never probabilities: log D = log σ(l) and log(1 - D) = log σ(-l)
+are computed as log-sigmoids, exact and finite however saturated D is.
+"""
+import jax
+import jax.numpy as jnp
+import optax
+
+
+def value_function(d_real_logits, d_fake_logits):
+  """V(D, G) = E_x[log D(x)] + E_z[log(1 - D(G(z)))], estimated on a minibatch."""
+  return jnp.mean(jax.nn.log_sigmoid(d_real_logits)) + jnp.mean(jax.nn.log_sigmoid(-d_fake_logits))
+
+
+def discriminator_loss(d_real_logits, d_fake_logits):
+  """D ascends V, i.e. descends -V: cross-entropy with label 1 on data and 0 on samples."""
+  return (jnp.mean(optax.sigmoid_binary_cross_entropy(d_real_logits, jnp.ones_like(d_real_logits)))
+          + jnp.mean(optax.sigmoid_binary_cross_entropy(d_fake_logits, jnp.zeros_like(d_fake_logits))))
+
+
+def generator_loss_minimax(d_fake_logits):
+  """G descends E_z[log(1 - D(G(z)))], the paper's Eq. 1 as written. Saturates early on."""
+  return jnp.mean(jax.nn.log_sigmoid(-d_fake_logits))
+
+
+def generator_loss_non_saturating(d_fake_logits):
+  """G ascends E_z[log D(G(z))] instead (Sec. 3): same fixed point, strong early gradients."""
+  return -jnp.mean(jax.nn.log_sigmoid(d_fake_logits))
+
+
+GENERATOR_LOSSES = {'minimax': generator_loss_minimax, 'non_saturating': generator_loss_non_saturating}
+
+
+def _normalise(p):
+  return p / jnp.sum(p)
+
+
+def optimal_discriminator(p_data, p_g):
+  """Proposition 1: D*(x) = p_data(x) / (p_data(x) + p_g(x)); 1/2 where both vanish."""
+  total = p_data + p_g
+  return jnp.where(total > 0, p_data / jnp.where(total > 0, total, 1.0), 0.5)
+
+
+def _xlogy_ratio(p, q):
+  # p * log(p / q) with 0 log 0 = 0
+  return jnp.where(p > 0, p * (jnp.log(jnp.where(p > 0, p, 1.0)) - jnp.log(jnp.where(q > 0, q, 1.0))), 0.0)
+
+
+def jensen_shannon(p_data, p_g):
+  """JSD(p_data ‖ p_g) in nats for two distributions on the same discrete support or grid.
+
+  Inputs are normalised to sum to one, so unnormalised densities on a uniform grid work too.
+  """
+  p, q = _normalise(p_data), _normalise(p_g)
+  m = 0.5 * (p + q)
+  return 0.5 * jnp.sum(_xlogy_ratio(p, m)) + 0.5 * jnp.sum(_xlogy_ratio(q, m))
+
+
+def virtual_criterion(p_data, p_g):
+  """C(G) = max_D V(G, D) = E_data[log D*] + E_g[log(1 - D*)] (Theorem 1), on a discrete support."""
+  p, q = _normalise(p_data), _normalise(p_g)
+  d_star = optimal_discriminator(p, q)
+  return jnp.sum(jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, d_star, 1.0)), 0.0)) + \
+      jnp.sum(jnp.where(q > 0, q * jnp.log(jnp.where(q > 0, 1.0 - d_star, 1.0)), 0.0))

@@ -1,0 +1,64 @@
+"""What a person watching the run sees: a progress line with rate and ETA, and TensorBoard."""
+import time
+
+from absl import logging
+import jax
+import numpy as np
+
+
+def _duration(seconds: float) -> str:
+  seconds = int(seconds)
+  h, rem = divmod(seconds, 3600)
+  m, s = divmod(rem, 60)
+  return f'{h}h{m:02d}m' if h else f'{m}m{s:02d}s'
+
+
+class Progress:
+  """Step rate over the last interval, ETA, and the step's metrics on one line."""
+
+  def __init__(self, start_step: int, num_steps: int):
+    self.num_steps, self._step, self._time = num_steps, start_step, time.perf_counter()
+
+  def line(self, step: int, metrics: dict) -> str:
+    now = time.perf_counter()
+    rate = (step - self._step) / max(now - self._time, 1e-9)
+    self._step, self._time = step, now
+    eta = (self.num_steps - step) / rate if rate > 0 else float('inf')
+    m = metrics
+    return (f'step {step}/{self.num_steps} ({100 * step / max(self.num_steps, 1):.1f}%) | '
+            f'{rate:.1f} steps/s | ETA {_duration(eta) if np.isfinite(eta) else "?"} | '
+            f'D(x) {m["d_real"]:.3f} D(G(z)) {m["d_fake"]:.3f} V {m["value"]:.3f} '
+            f'd_loss {m["d_loss"]:.3f} g_loss {m["g_loss"]:.3f} '
+            f'|∇d| {m["d_grad_norm"]:.3f} |∇g| {m["g_grad_norm"]:.3f}'), rate
+
+
+class Writer:
+  """TensorBoard event files via tensorboardX; a no-op on every process but 0."""
+
+  def __init__(self, logdir: str):
+    self._w = None
+    if jax.process_index() == 0:
+      from tensorboardX import SummaryWriter  # imported here: process 0 alone writes
+      self._w = SummaryWriter(logdir)
+
+  def scalars(self, step: int, values: dict, prefix: str = 'train') -> None:
+    if self._w:
+      for k, v in values.items():
+        self._w.add_scalar(f'{prefix}/{k}', float(v), step)
+
+  def image(self, step: int, tag: str, image_hwc) -> None:
+    if self._w:
+      self._w.add_image(tag, image_hwc, step, dataformats='HWC')
+
+  def flush(self) -> None:
+    if self._w:
+      self._w.flush()
+
+  def close(self) -> None:
+    if self._w:
+      self._w.close()
+
+
+def log(msg: str, *args) -> None:
+  if jax.process_index() == 0:
+    logging.info(msg, *args)

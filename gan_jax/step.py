@@ -1,0 +1,174 @@
+"""Algorithm 1 of the paper as ONE jitted (pmapped) step, and the state it updates.
+
+`train_step(spec, state, batch)`: `batch` is [k, b, ...], one real minibatch per discriminator
+update. A `lax.scan` runs the k D-updates, then one G-update follows, in one compiled function.
+All randomness derives from `state.rng`, the step number and each example's *global* index, so
+the result is the same on 1 device or N (up to float summation order) and on resume.
+"""
+import dataclasses
+from typing import Any, Callable
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from gan_jax import objective
+from gan_jax.models import sample_noise
+
+
+@flax.struct.dataclass
+class GANState:
+  step: jax.Array
+  g_params: Any
+  d_params: Any
+  g_opt_state: Any
+  d_opt_state: Any
+  rng: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class GANSpec:
+  """The static parts of the step: modules, optimizers and the algorithm's choices."""
+  g: nn.Module
+  d: nn.Module
+  g_tx: optax.GradientTransformation
+  d_tx: optax.GradientTransformation
+  noise_dim: int
+  noise: str = 'uniform'
+  g_loss: str = 'non_saturating'
+  k: int = 1
+  update: str = 'alternating'
+  axis_name: Any = None
+
+
+def create_state(spec: GANSpec, seed: int, data_shape, data_mean=None) -> GANState:
+  """Initial parameters and optimizer states. `data_mean` (in G's output range, [0, 1]) sets G's
+  output bias to the logit of the per-pixel marginals, as the released MNIST model did."""
+  init_key, train_key = jax.random.split(jax.random.PRNGKey(seed))
+  g_key, d_key = jax.random.split(init_key)
+  g_params = spec.g.init(g_key, jnp.zeros((1, spec.noise_dim)))
+  d_params = spec.d.init({'params': d_key}, jnp.zeros((1,) + tuple(data_shape)), train=False)
+  if data_mean is not None:
+    p = np.clip(np.asarray(data_mean, np.float64).reshape(-1), 1e-7, 1 - 1e-7)
+    g_params = flax.core.copy(g_params, {})
+    g_params['params']['out']['bias'] = jnp.asarray(np.log(p / (1 - p)), jnp.float32)
+  return GANState(step=jnp.zeros((), jnp.int32), g_params=g_params, d_params=d_params,
+                  g_opt_state=spec.g_tx.init(g_params), d_opt_state=spec.d_tx.init(d_params),
+                  rng=train_key)
+
+
+def _pmean(spec, tree):
+  return jax.lax.pmean(tree, spec.axis_name) if spec.axis_name else tree
+
+
+def _example_keys(spec, key, batch_size, salt):
+  """One key per example, from its global index: independent of how the batch is split."""
+  first = jax.lax.axis_index(spec.axis_name) * batch_size if spec.axis_name else 0
+  key = jax.random.fold_in(key, salt)
+  return jax.vmap(lambda i: jax.random.fold_in(key, i))(first + jnp.arange(batch_size))
+
+
+def generate(spec, g_params, z_keys):
+  z = jax.vmap(lambda k: sample_noise(k, (spec.noise_dim,), spec.noise))(z_keys)
+  return spec.g.apply(g_params, z)
+
+
+def discriminate(spec, d_params, x, dropout_keys):
+  """D's training-mode logits, each example with its own dropout mask."""
+  one = lambda xi, ki: spec.d.apply(d_params, xi[None], train=True, rngs={'dropout': ki})[0]
+  return jax.vmap(one)(x, dropout_keys)
+
+
+def _fake_logits(spec, g_params, d_params, key, batch_size):
+  z_keys = _example_keys(spec, key, batch_size, 0)
+  fake = generate(spec, g_params, z_keys)
+  return discriminate(spec, d_params, fake, _example_keys(spec, key, batch_size, 2))
+
+
+def _d_loss(spec, d_params, g_params, real, key):
+  real_logits = discriminate(spec, d_params, real, _example_keys(spec, key, real.shape[0], 1))
+  fake_logits = _fake_logits(spec, g_params, d_params, key, real.shape[0])
+  return objective.discriminator_loss(real_logits, fake_logits), (real_logits, fake_logits)
+
+
+def _g_loss(spec, g_params, d_params, key, batch_size):
+  fake_logits = _fake_logits(spec, g_params, d_params, key, batch_size)
+  return objective.GENERATOR_LOSSES[spec.g_loss](fake_logits), fake_logits
+
+
+def _d_grads(spec, state, real, key):
+  (loss, (rl, fl)), grads = jax.value_and_grad(_d_loss, argnums=1, has_aux=True)(
+      spec, state.d_params, state.g_params, real, key)
+  grads = _pmean(spec, grads)
+  metrics = {'d_loss': loss, 'value': objective.value_function(rl, fl),
+             'd_real': jnp.mean(jax.nn.sigmoid(rl)), 'd_fake': jnp.mean(jax.nn.sigmoid(fl)),
+             'd_grad_norm': optax.global_norm(grads)}
+  return grads, metrics
+
+
+def _g_grads(spec, state, key, batch_size):
+  (loss, _), grads = jax.value_and_grad(_g_loss, argnums=1, has_aux=True)(
+      spec, state.g_params, state.d_params, key, batch_size)
+  grads = _pmean(spec, grads)
+  return grads, {'g_loss': loss, 'g_grad_norm': optax.global_norm(grads)}
+
+
+def _apply_d(spec, state, grads):
+  updates, opt_state = spec.d_tx.update(grads, state.d_opt_state, state.d_params)
+  return state.replace(d_params=optax.apply_updates(state.d_params, updates), d_opt_state=opt_state)
+
+
+def _apply_g(spec, state, grads):
+  updates, opt_state = spec.g_tx.update(grads, state.g_opt_state, state.g_params)
+  return state.replace(g_params=optax.apply_updates(state.g_params, updates), g_opt_state=opt_state)
+
+
+def d_update(spec, state, real, key):
+  """One step of D's ascent of V on a real minibatch and fresh noise."""
+  grads, metrics = _d_grads(spec, state, real, key)
+  return _apply_d(spec, state, grads), metrics
+
+
+def g_update(spec, state, key, batch_size):
+  """One step of G's descent (minimax or non-saturating loss) on fresh noise."""
+  grads, metrics = _g_grads(spec, state, key, batch_size)
+  return _apply_g(spec, state, grads), metrics
+
+
+def simultaneous_update(spec, state, real, key):
+  """The released code's update: D and G gradients on the same minibatch, noise and dropout
+  masks, both taken at the current parameters and applied together."""
+  d_grads, d_metrics = _d_grads(spec, state, real, key)
+  g_grads, g_metrics = _g_grads(spec, state, key, real.shape[0])
+  return _apply_g(spec, _apply_d(spec, state, d_grads), g_grads), {**d_metrics, **g_metrics}
+
+
+def step_keys(state, k):
+  """The keys of one train_step: k for the D-updates, then one for the G-update."""
+  step_key = jax.random.fold_in(state.rng, state.step)
+  return [jax.random.fold_in(step_key, i) for i in range(k + 1)]
+
+
+def train_step(spec: GANSpec, state: GANState, batch):
+  """Algorithm 1, one iteration: k D-updates (lax.scan), then one G-update."""
+  keys = step_keys(state, spec.k)
+  if spec.update == 'simultaneous':
+    state, metrics = simultaneous_update(spec, state, batch[0], keys[0])
+  else:
+    def body(st, inputs):
+      real, key = inputs
+      return d_update(spec, st, real, key)
+    state, d_metrics = jax.lax.scan(body, state, (batch, jnp.stack(keys[:-1])))
+    state, g_metrics = g_update(spec, state, keys[-1], batch.shape[1])
+    metrics = {**jax.tree.map(jnp.mean, d_metrics), **g_metrics}
+  return state.replace(step=state.step + 1), _pmean(spec, metrics)
+
+
+def make_p_train_step(spec: GANSpec, devices=None) -> Callable:
+  """The data-parallel step: state replicated, batch [devices, k, b, ...], gradients pmean'd."""
+  spec = dataclasses.replace(spec, axis_name='batch')
+  return jax.pmap(lambda state, batch: train_step(spec, state, batch), axis_name='batch',
+                  devices=devices, donate_argnums=(0,))

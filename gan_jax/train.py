@@ -1,0 +1,138 @@
+"""The experiment: set up data, models and state from a config, then train with checkpoints,
+progress, TensorBoard and sample grids. `launch.py` calls `train_and_evaluate`."""
+import dataclasses
+import os
+import signal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gan_jax import figures, input_pipeline, parallel, progress, step
+from gan_jax.checkpoint import Checkpoints
+from gan_jax.models import make_models, sample_noise
+from gan_jax.optim import make_optimizer
+from gan_jax.validate import validate_config
+
+
+@dataclasses.dataclass
+class Experiment:
+  config: object
+  devices: list
+  spec: step.GANSpec
+  train_data: np.ndarray
+  iterator: input_pipeline.BatchIterator
+  init_state: step.GANState
+
+
+def setup(config) -> Experiment:
+  """Everything a run needs, built from the config alone (nothing written)."""
+  validate_config(config)
+  devices = parallel.select_devices(config.mesh)
+  num_global = len(devices) * jax.process_count()
+  data = input_pipeline.load_dataset(config.data, config.data.train_split, config.seed)
+  iterator = input_pipeline.BatchIterator(
+      data, config.train.batch_size, config.train.k, num_global,
+      device_offset=jax.process_index() * len(devices), local_devices=len(devices), seed=config.seed)
+  g, d = make_models(config.model, data.shape[1:])
+  d_updates_per_epoch = iterator.batches_per_epoch
+  spec = step.GANSpec(
+      g=g, d=d, noise_dim=config.model.noise_dim, noise=config.model.noise,
+      g_tx=make_optimizer(config.optim.g, max(1, d_updates_per_epoch // config.train.k)),
+      d_tx=make_optimizer(config.optim.d, d_updates_per_epoch),
+      g_loss=config.train.g_loss, k=config.train.k, update=config.train['update'])
+  data_mean = data.mean(axis=0) if config.model.g_output_bias == 'marginals' else None
+  state = step.create_state(spec, config.seed, data.shape[1:], data_mean)
+  return Experiment(config, devices, spec, data, iterator, state)
+
+
+def restore_or_init(exp: Experiment, ckpt: Checkpoints):
+  latest = ckpt.latest_step()
+  if latest is None:
+    return exp.init_state
+  ckpt.check_compatible(latest, exp.config)
+  state, data_state = ckpt.restore(latest, exp.init_state)
+  exp.iterator.set_state(data_state)
+  progress.log('Resumed from the checkpoint at step %d in %s', latest, ckpt.directory)
+  return state
+
+
+def fixed_noise(config, n: int):
+  """The same z at every evaluation, so sample grids show one model changing over time."""
+  return sample_noise(jax.random.fold_in(jax.random.PRNGKey(config.seed), 7),
+                      (n, config.model.noise_dim), config.model.noise)
+
+
+def write_samples(exp: Experiment, g_params, step_num: int, workdir: str, writer) -> str:
+  cfg = exp.config
+  samples = np.asarray(jax.jit(exp.spec.g.apply)(g_params, fixed_noise(cfg, cfg.num_samples)))
+  path = os.path.join(workdir, 'samples', f'step_{step_num:07d}.png')
+  if jax.process_index() == 0:
+    reference = exp.train_data[:2000] if samples.ndim == 2 else None
+    image = figures.save_samples(samples, path, cfg.data.scale, reference)
+    writer.image(step_num, 'samples', image)
+  return path
+
+
+class StopSignals:
+  """SIGINT/SIGTERM ask the loop to stop at the next step boundary (then it checkpoints).
+  A second signal interrupts at once."""
+
+  def __enter__(self):
+    self.requested = None
+    self._previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+      try:
+        self._previous[sig] = signal.signal(sig, self._handle)
+      except ValueError:  # not the main thread: leave signals alone
+        pass
+    return self
+
+  def _handle(self, signum, frame):
+    if self.requested:
+      raise KeyboardInterrupt
+    self.requested = signal.Signals(signum).name
+
+  def __exit__(self, *exc):
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+
+
+def train_and_evaluate(config, workdir: str):
+  """Trains per the config, resuming from the newest checkpoint in workdir. Returns the final
+  state (host copy)."""
+  exp = setup(config)
+  ckpt = Checkpoints(workdir, config.max_checkpoints_to_keep)
+  state = restore_or_init(exp, ckpt)
+  start, num_steps = int(state.step), config.train.num_steps
+  writer = progress.Writer(workdir)
+  p_step = step.make_p_train_step(exp.spec, parallel.pmap_devices(exp.devices))
+  rstate = parallel.replicate(state, len(exp.devices))
+  meter = progress.Progress(start, num_steps)
+  progress.log('Training %s/%s on %s for steps %d..%d (%d device(s), batch %d, k=%d).',
+               config.model.generator, config.model.discriminator, config.data.name, start + 1,
+               num_steps, len(exp.devices) * jax.process_count(), config.train.batch_size, config.train.k)
+  done, saved = start, start
+  with StopSignals() as stop:
+    while done < num_steps and not stop.requested:
+      rstate, metrics = p_step(rstate, next(exp.iterator))
+      done += 1
+      if done % config.log_every_steps == 0 or done == num_steps:
+        m = {k: float(v) for k, v in parallel.unreplicate(metrics).items()}
+        line, rate = meter.line(done, m)
+        progress.log(line)
+        writer.scalars(done, {**m, 'steps_per_second': rate})
+      if done % config.eval_every_steps == 0 or done == num_steps:
+        write_samples(exp, parallel.unreplicate(rstate.g_params), done, workdir, writer)
+      if done % config.checkpoint_every_steps == 0 or done == num_steps:
+        ckpt.save(done, parallel.unreplicate(rstate), exp.iterator.get_state(), config)
+        saved = done
+    if done != saved:
+      ckpt.save(done, parallel.unreplicate(rstate), exp.iterator.get_state(), config)
+    if stop.requested:
+      progress.log('Stopped by %s at step %d; checkpoint saved. Run the same command to resume.',
+                   stop.requested, done)
+  ckpt.wait()
+  ckpt.close()
+  writer.close()
+  return parallel.unreplicate(rstate)

@@ -1,0 +1,38 @@
+"""Config checks that run before anything is read or written, so bad input costs nothing."""
+from gan_jax import input_pipeline, models, objective
+from gan_jax.errors import UserError
+
+UPDATES = ('alternating', 'simultaneous')
+
+
+def validate_config(config) -> None:
+  t = config.train
+  update = t['update']  # item access: ConfigDict.update is a method
+  if config.data.name not in input_pipeline.DATASETS:
+    raise UserError(f'data.name={config.data.name!r} is unknown; choose one of {input_pipeline.DATASETS}.')
+  if config.model.generator not in models.GENERATORS:
+    raise UserError(f'model.generator={config.model.generator!r} is unknown; choose one of {sorted(models.GENERATORS)}.')
+  if config.model.discriminator not in models.DISCRIMINATORS:
+    raise UserError(f'model.discriminator={config.model.discriminator!r} is unknown; '
+                    f'choose one of {sorted(models.DISCRIMINATORS)}.')
+  if config.model.noise not in ('uniform', 'gaussian'):
+    raise UserError(f'model.noise={config.model.noise!r} is unknown; choose uniform or gaussian.')
+  if t.k < 1:
+    raise UserError(f'train.k={t.k}: the discriminator needs at least one update per step (k >= 1).')
+  if update not in UPDATES:
+    raise UserError(f'train.update={update!r} is unknown; choose one of {UPDATES}.')
+  if update == 'simultaneous' and t.k != 1:
+    raise UserError(f'train.update=simultaneous updates D and G together, so train.k must be 1 (got {t.k}).')
+  if t.g_loss not in objective.GENERATOR_LOSSES:
+    raise UserError(f'train.g_loss={t.g_loss!r} is unknown; choose one of {tuple(objective.GENERATOR_LOSSES)}.')
+  if t.batch_size < 1 or t.num_steps < 0:
+    raise UserError(f'train.batch_size={t.batch_size} must be >= 1 and train.num_steps={t.num_steps} >= 0.')
+  for name in ('g', 'd'):
+    o = config.optim[name]
+    if o.lr <= 0:
+      raise UserError(f'optim.{name}.lr={o.lr} must be positive.')
+    if o.name not in ('sgd', 'adam'):
+      raise UserError(f'optim.{name}.name={o.name!r} is unknown; choose sgd or adam.')
+  for key in ('log_every_steps', 'eval_every_steps', 'checkpoint_every_steps'):
+    if config[key] < 1:
+      raise UserError(f'{key}={config[key]} must be >= 1.')
