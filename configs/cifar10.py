@@ -1,4 +1,6 @@
 """CIFAR-10 with a "deconvolutional" G and a conv D (DCGAN-style), pixels in [-1, 1], Adam."""
+import ml_collections
+
 from configs import default
 
 
@@ -12,8 +14,8 @@ def get_config():
   c.model.noise = 'gaussian'
   c.model.g_output = 'tanh'
   c.model.g_output_bias = 'none'
-  c.model.g_kwargs.width = 64
-  c.model.d_kwargs.width = 64
+  c.model.g_kwargs = ml_collections.ConfigDict(dict(width=64))
+  c.model.d_kwargs = ml_collections.ConfigDict(dict(width=64))
   c.train.batch_size = 64
   c.train.num_steps = 50_000
   c.optim.g = default.adam(2e-4)

@@ -35,14 +35,18 @@ def get_config():
   c.model.noise = 'uniform'
   c.model.g_output = 'sigmoid'
   c.model.g_output_bias = 'marginals'  # logit of the training mean, as the released code
-  c.model.g_kwargs = ml_collections.ConfigDict()
-  c.model.d_kwargs = ml_collections.ConfigDict()
+  # Every model argument is spelled out so that the command line can set it (configs are locked).
+  c.model.g_kwargs = ml_collections.ConfigDict(dict(hidden=1200, init_range=0.05))
+  c.model.d_kwargs = ml_collections.ConfigDict(dict(units=240, pieces=5, init_range=0.005,
+                                                    input_drop=0.2, hidden_drop=0.5))
 
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 100
   c.train.k = 1
   c.train.num_steps = 100_000
-  c.train.update = 'alternating'
+  # 'alternating' (Algorithm 1) or 'simultaneous' (the released code). Not 'update': that name
+  # is ConfigDict.update, a method, and could not be set from the command line.
+  c.train.update_mode = 'alternating'
   c.train.g_loss = 'non_saturating'
 
   c.optim = ml_collections.ConfigDict()

@@ -1,4 +1,6 @@
 """A 2-D mixture of 8 Gaussians on a ring: mode coverage in a minute on a CPU."""
+import ml_collections
+
 from configs import default
 
 
@@ -16,6 +18,8 @@ def get_config():
   c.model.noise_dim = 16
   c.model.g_output = 'linear'
   c.model.g_output_bias = 'none'
+  c.model.g_kwargs = ml_collections.ConfigDict(dict(hidden=128, depth=2))
+  c.model.d_kwargs = ml_collections.ConfigDict(dict(hidden=128, depth=2))
   c.train.batch_size = 256
   c.train.num_steps = 3000
   c.optim.g = default.adam(1e-3)

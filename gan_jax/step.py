@@ -105,7 +105,7 @@ def _d_grads(spec, state, real, key):
   grads = _pmean(spec, grads)
   metrics = {'d_loss': loss, 'value': objective.value_function(rl, fl),
              'd_real': jnp.mean(jax.nn.sigmoid(rl)), 'd_fake': jnp.mean(jax.nn.sigmoid(fl)),
-             'd_grad_norm': optax.global_norm(grads)}
+             'd_grad_norm': optax.tree.norm(grads)}
   return grads, metrics
 
 
@@ -113,7 +113,7 @@ def _g_grads(spec, state, key, batch_size):
   (loss, _), grads = jax.value_and_grad(_g_loss, argnums=1, has_aux=True)(
       spec, state.g_params, state.d_params, key, batch_size)
   grads = _pmean(spec, grads)
-  return grads, {'g_loss': loss, 'g_grad_norm': optax.global_norm(grads)}
+  return grads, {'g_loss': loss, 'g_grad_norm': optax.tree.norm(grads)}
 
 
 def _apply_d(spec, state, grads):

@@ -40,7 +40,7 @@ def setup(config) -> Experiment:
       g=g, d=d, noise_dim=config.model.noise_dim, noise=config.model.noise,
       g_tx=make_optimizer(config.optim.g, max(1, d_updates_per_epoch // config.train.k)),
       d_tx=make_optimizer(config.optim.d, d_updates_per_epoch),
-      g_loss=config.train.g_loss, k=config.train.k, update=config.train['update'])
+      g_loss=config.train.g_loss, k=config.train.k, update=config.train.update_mode)
   data_mean = data.mean(axis=0) if config.model.g_output_bias == 'marginals' else None
   state = step.create_state(spec, config.seed, data.shape[1:], data_mean)
   return Experiment(config, devices, spec, data, iterator, state)

@@ -7,7 +7,7 @@ UPDATES = ('alternating', 'simultaneous')
 
 def validate_config(config) -> None:
   t = config.train
-  update = t['update']  # item access: ConfigDict.update is a method
+  update = t.update_mode
   if config.data.name not in input_pipeline.DATASETS:
     raise UserError(f'data.name={config.data.name!r} is unknown; choose one of {input_pipeline.DATASETS}.')
   if config.model.generator not in models.GENERATORS:
@@ -20,9 +20,9 @@ def validate_config(config) -> None:
   if t.k < 1:
     raise UserError(f'train.k={t.k}: the discriminator needs at least one update per step (k >= 1).')
   if update not in UPDATES:
-    raise UserError(f'train.update={update!r} is unknown; choose one of {UPDATES}.')
+    raise UserError(f'train.update_mode={update!r} is unknown; choose one of {UPDATES}.')
   if update == 'simultaneous' and t.k != 1:
-    raise UserError(f'train.update=simultaneous updates D and G together, so train.k must be 1 (got {t.k}).')
+    raise UserError(f'train.update_mode=simultaneous updates D and G together, so train.k must be 1 (got {t.k}).')
   if t.g_loss not in objective.GENERATOR_LOSSES:
     raise UserError(f'train.g_loss={t.g_loss!r} is unknown; choose one of {tuple(objective.GENERATOR_LOSSES)}.')
   if t.batch_size < 1 or t.num_steps < 0:

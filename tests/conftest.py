@@ -1,0 +1,53 @@
+"""Shared fixtures. Four simulated CPU devices let the data-parallel tests run anywhere."""
+import os
+import sys
+
+import jax
+
+jax.config.update('jax_num_cpu_devices', 4)  # before any backend starts
+
+import pytest  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def _archive_dir(env_var, name):
+  path = os.environ.get(env_var) or os.path.join(ROOT, '..', 'shared', 'data', name)
+  if not os.path.isfile(os.path.join(path, 'train-images-idx3-ubyte.gz')):
+    pytest.fail(f'the official {name} archives are needed: set {env_var} to their directory')
+  return os.path.abspath(path)
+
+
+@pytest.fixture(scope='session')
+def mnist_dir():
+  return _archive_dir('GAN_JAX_MNIST_DIR', 'mnist')
+
+
+@pytest.fixture(scope='session')
+def fashion_mnist_dir():
+  return _archive_dir('GAN_JAX_FASHION_MNIST_DIR', 'fashion_mnist')
+
+
+@pytest.fixture(scope='session')
+def tfds_dir(tmp_path_factory):
+  """One prepared-data directory for the whole session: MNIST is prepared once."""
+  return str(tmp_path_factory.mktemp('tfds'))
+
+
+@pytest.fixture
+def cifar10_mock(monkeypatch):
+  """tfds.testing.mock_data for CIFAR-10. tfds 4.9.10's mock sets `__getitems__` as an unbound
+  instance attribute, so batched reads through it fail with a TypeError; this mends only that."""
+  import tensorflow_datasets as tfds
+  from tensorflow_datasets.testing import mocking
+  monkeypatch.setattr(mocking, '_getitems',
+                      lambda keys, generator, serialized=False: [generator[k] for k in keys])
+  return lambda n: tfds.testing.mock_data(num_examples=n, policy=tfds.testing.MockPolicy.USE_CODE)
+
+
+def tiny_paper_config(config):
+  """The paper's MNIST architecture, narrowed so tests run in seconds."""
+  config.model.g_kwargs.hidden = 64
+  config.model.d_kwargs.units = 16
+  return config

@@ -1,0 +1,112 @@
+"""Algorithm 1 as one step: scan == explicit updates, one compile per k, 1 device == 4 devices."""
+import functools
+
+import chex
+import jax
+import numpy as np
+import pytest
+
+from configs import mnist
+from gan_jax import models, parallel, step
+from gan_jax.optim import make_optimizer
+from tests.conftest import tiny_paper_config
+
+SHAPE = (28, 28, 1)
+
+
+def make_spec(k, update='alternating', g_loss='non_saturating'):
+  c = tiny_paper_config(mnist.get_config())  # paper layers (maxout, dropout) and schedules, narrow
+  g, d = models.make_models(c.model, SHAPE)
+  return step.GANSpec(g, d, make_optimizer(c.optim.g, 500), make_optimizer(c.optim.d, 500),
+                      noise_dim=c.model.noise_dim, noise=c.model.noise, g_loss=g_loss, k=k, update=update)
+
+
+def real_batches(k, batch, seed=0):
+  return np.random.default_rng(seed).uniform(size=(k, batch) + SHAPE).astype(np.float32)
+
+
+def assert_trees_close(a, b, rtol=1e-5, atol=1e-6):
+  chex.assert_trees_all_close(a, b, rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize('k', [1, 3])
+def test_scanned_step_equals_k_explicit_d_updates_then_g_update(k):
+  spec = make_spec(k)
+  state = step.create_state(spec, 0, SHAPE, np.full(SHAPE, 0.2))
+  batch = real_batches(k, 16)
+  scanned, _ = jax.jit(functools.partial(step.train_step, spec))(state, batch)
+
+  keys = step.step_keys(state, k)
+  d_update = jax.jit(functools.partial(step.d_update, spec))
+  explicit = state
+  for i in range(k):
+    explicit, _ = d_update(explicit, batch[i], keys[i])
+  explicit, _ = jax.jit(functools.partial(step.g_update, spec), static_argnums=2)(explicit, keys[k], 16)
+  assert_trees_close(scanned.d_params, explicit.d_params)
+  assert_trees_close(scanned.g_params, explicit.g_params)
+  assert_trees_close(scanned.d_opt_state, explicit.d_opt_state)
+  assert int(scanned.step) == 1
+  # and it is not trivially equal: every D-update moved D
+  once, _ = d_update(state, batch[0], keys[0])
+  if k > 1:
+    assert not np.allclose(once.d_params['params']['Dense_0']['kernel'],
+                           scanned.d_params['params']['Dense_0']['kernel'])
+
+
+@pytest.mark.parametrize('k', [1, 3])
+def test_one_compile_per_k(k):
+  chex.clear_trace_counter()  # counters are per code location, shared by the parametrizations
+  spec = make_spec(k)
+  traced = chex.assert_max_traces(n=1)(lambda s, b: step.train_step(spec, s, b))
+  fn = jax.jit(traced)
+  state = step.create_state(spec, 0, SHAPE)
+  for i in range(3):
+    state, metrics = fn(state, real_batches(k, 8, seed=i))
+  assert int(state.step) == 3 and np.isfinite(float(metrics['d_loss']))
+
+
+@pytest.mark.parametrize('update', ['alternating', 'simultaneous'])
+def test_one_device_equals_four_devices(update):
+  k = 2 if update == 'alternating' else 1
+  spec = make_spec(k, update)
+  state = step.create_state(spec, 0, SHAPE, np.full(SHAPE, 0.2))
+  devices = jax.local_devices()
+  assert len(devices) >= 4, 'conftest asks for 4 CPU devices'
+  results = {}
+  for n in (1, 4):
+    p_step = step.make_p_train_step(spec, devices[:n])
+    rstate = parallel.replicate(state, n)
+    for i in range(3):
+      batch = real_batches(k, 32, seed=i)
+      # device-major split of the global batch, as BatchIterator does
+      local = batch.reshape((k, n, 32 // n) + SHAPE).swapaxes(0, 1)
+      rstate, metrics = p_step(rstate, local)
+    results[n] = (parallel.unreplicate(rstate), parallel.unreplicate(metrics))
+  assert_trees_close(results[1][0].g_params, results[4][0].g_params, rtol=1e-4, atol=1e-6)
+  assert_trees_close(results[1][0].d_params, results[4][0].d_params, rtol=1e-4, atol=1e-6)
+  assert_trees_close(results[1][1], results[4][1], rtol=1e-4, atol=1e-5)
+
+
+def test_simultaneous_update_takes_both_gradients_at_the_same_parameters():
+  spec = make_spec(1, 'simultaneous')
+  state = step.create_state(spec, 0, SHAPE, np.full(SHAPE, 0.2))
+  batch = real_batches(1, 16)
+  new, metrics = jax.jit(functools.partial(step.train_step, spec))(state, batch)
+  key = step.step_keys(state, 1)[0]
+  d_only, _ = step.d_update(spec, state, batch[0], key)
+  g_only, _ = step.g_update(spec, state, key, 16)  # G's gradient through the *old* D
+  assert_trees_close(new.d_params, d_only.d_params)
+  assert_trees_close(new.g_params, g_only.g_params)
+  assert {'d_loss', 'g_loss', 'value', 'd_real', 'd_fake', 'd_grad_norm', 'g_grad_norm'} <= set(metrics)
+
+
+@pytest.mark.parametrize('g_loss', ['minimax', 'non_saturating'])
+def test_steps_are_deterministic_and_move_both_players(g_loss):
+  spec = make_spec(1, g_loss=g_loss)
+  fn = jax.jit(functools.partial(step.train_step, spec))
+  state = step.create_state(spec, 0, SHAPE, np.full(SHAPE, 0.2))
+  a, _ = fn(state, real_batches(1, 16))
+  b, _ = fn(state, real_batches(1, 16))
+  chex.assert_trees_all_equal(a, b)
+  for before, after in ((state.g_params, a.g_params), (state.d_params, a.d_params)):
+    assert not np.array_equal(before['params']['Dense_0']['kernel'], after['params']['Dense_0']['kernel'])
