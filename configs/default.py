@@ -61,5 +61,13 @@ def get_config():
   c.eval_every_steps = 2000
   c.checkpoint_every_steps = 2000
   c.max_checkpoints_to_keep = 3
+  c.keep_checkpoints_every_steps = config_dict.placeholder(int)  # also keep these steps forever
   c.num_samples = 100
+
+  # Figure 1 from this run's checkpoints at the end of training (1-D data only).
+  c.figure1 = ml_collections.ConfigDict()
+  c.figure1.enabled = False
+  c.figure1.from_step = 500   # panel (a): the kept checkpoint at (or nearest before) this step
+  c.figure1.d_steps = 2000    # panel (b): D updates with G fixed
+  c.figure1.g_steps = 50      # panel (c): G updates against that D
   return c

@@ -24,10 +24,14 @@ def config_to_dict(config) -> dict:
 class Checkpoints:
   """A thin, named layer over `ocp.CheckpointManager` (atomic, async writes)."""
 
-  def __init__(self, workdir: str, max_to_keep: int = 3):
+  def __init__(self, workdir: str, max_to_keep: int = 3, keep_period=None):
+    """Keeps the newest `max_to_keep` checkpoints, and every step divisible by `keep_period`."""
     self.directory = os.path.abspath(os.path.join(workdir, 'checkpoints'))
-    self._manager = ocp.CheckpointManager(
-        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=False))
+    self._manager = ocp.CheckpointManager(self.directory, options=ocp.CheckpointManagerOptions(
+        max_to_keep=max_to_keep, keep_period=keep_period, create=False))
+
+  def all_steps(self):
+    return list(self._manager.all_steps()) if os.path.isdir(self.directory) else []
 
   def latest_step(self):
     return self._manager.latest_step() if os.path.isdir(self.directory) else None

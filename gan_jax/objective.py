@@ -8,9 +8,14 @@ import jax.numpy as jnp
 import optax
 
 
-def value_function(d_real_logits, d_fake_logits):
-  """V(D, G) = E_x[log D(x)] + E_z[log(1 - D(G(z)))], estimated on a minibatch."""
-  return jnp.mean(jax.nn.log_sigmoid(d_real_logits)) + jnp.mean(jax.nn.log_sigmoid(-d_fake_logits))
+def value_function(d_real_logits, d_fake_logits, real_weights=None, fake_weights=None):
+  """V(D, G) = E_x[log D(x)] + E_z[log(1 - D(G(z)))].
+
+  A minibatch estimate by default; with weights (probabilities of each point), the exact
+  expectation over a discrete support.
+  """
+  return (jnp.average(jax.nn.log_sigmoid(d_real_logits), weights=real_weights)
+          + jnp.average(jax.nn.log_sigmoid(-d_fake_logits), weights=fake_weights))
 
 
 def discriminator_loss(d_real_logits, d_fake_logits):
@@ -19,14 +24,14 @@ def discriminator_loss(d_real_logits, d_fake_logits):
           + jnp.mean(optax.sigmoid_binary_cross_entropy(d_fake_logits, jnp.zeros_like(d_fake_logits))))
 
 
-def generator_loss_minimax(d_fake_logits):
+def generator_loss_minimax(d_fake_logits, weights=None):
   """G descends E_z[log(1 - D(G(z)))], the paper's Eq. 1 as written. Saturates early on."""
-  return jnp.mean(jax.nn.log_sigmoid(-d_fake_logits))
+  return jnp.average(jax.nn.log_sigmoid(-d_fake_logits), weights=weights)
 
 
-def generator_loss_non_saturating(d_fake_logits):
+def generator_loss_non_saturating(d_fake_logits, weights=None):
   """G ascends E_z[log D(G(z))] instead (Sec. 3): same fixed point, strong early gradients."""
-  return -jnp.mean(jax.nn.log_sigmoid(d_fake_logits))
+  return -jnp.average(jax.nn.log_sigmoid(d_fake_logits), weights=weights)
 
 
 GENERATOR_LOSSES = {'minimax': generator_loss_minimax, 'non_saturating': generator_loss_non_saturating}
@@ -58,8 +63,10 @@ def jensen_shannon(p_data, p_g):
 
 
 def virtual_criterion(p_data, p_g):
-  """C(G) = max_D V(G, D) = E_data[log D*] + E_g[log(1 - D*)] (Theorem 1), on a discrete support."""
+  """C(G) = max_D V(G, D) = E_data[log D*] + E_g[log(1 - D*)] (Theorem 1), on a discrete support.
+
+  Written as Σ p log(p / (p + q)) + Σ q log(q / (p + q)): forming D* first would round
+  1 - D* to 0 in float32 wherever p_g is tiny but not zero.
+  """
   p, q = _normalise(p_data), _normalise(p_g)
-  d_star = optimal_discriminator(p, q)
-  return jnp.sum(jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, d_star, 1.0)), 0.0)) + \
-      jnp.sum(jnp.where(q > 0, q * jnp.log(jnp.where(q > 0, 1.0 - d_star, 1.0)), 0.0))
+  return jnp.sum(_xlogy_ratio(p, p + q)) + jnp.sum(_xlogy_ratio(q, p + q))

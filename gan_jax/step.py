@@ -146,6 +146,13 @@ def simultaneous_update(spec, state, real, key):
   return _apply_g(spec, _apply_d(spec, state, d_grads), g_grads), {**d_metrics, **g_metrics}
 
 
+def train_discriminator(spec, state, batches, key):
+  """D alone, G held fixed: one `d_update` per real minibatch in `batches` [n, b, ...] (the inner
+  loop of Algorithm 1 run to convergence, as Proposition 1 assumes)."""
+  keys = jax.random.split(key, batches.shape[0])
+  return jax.lax.scan(lambda st, inputs: d_update(spec, st, *inputs), state, (batches, keys))
+
+
 def step_keys(state, k):
   """The keys of one train_step: k for the D-updates, then one for the G-update."""
   step_key = jax.random.fold_in(state.rng, state.step)

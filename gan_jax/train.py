@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax import figures, input_pipeline, parallel, progress, step
+from gan_jax import figure1, figures, input_pipeline, parallel, progress, step
 from gan_jax.checkpoint import Checkpoints
 from gan_jax.models import make_models, sample_noise
 from gan_jax.optim import make_optimizer
@@ -102,7 +102,7 @@ def train_and_evaluate(config, workdir: str):
   """Trains per the config, resuming from the newest checkpoint in workdir. Returns the final
   state (host copy)."""
   exp = setup(config)
-  ckpt = Checkpoints(workdir, config.max_checkpoints_to_keep)
+  ckpt = Checkpoints(workdir, config.max_checkpoints_to_keep, config.keep_checkpoints_every_steps)
   state = restore_or_init(exp, ckpt)
   start, num_steps = int(state.step), config.train.num_steps
   writer = progress.Writer(workdir)
@@ -133,6 +133,18 @@ def train_and_evaluate(config, workdir: str):
       progress.log('Stopped by %s at step %d; checkpoint saved. Run the same command to resume.',
                    stop.requested, done)
   ckpt.wait()
+  final = parallel.unreplicate(rstate)
+  if config.figure1.enabled and done == num_steps and jax.process_index() == 0:
+    write_figure1(exp, ckpt, final, workdir)
   ckpt.close()
   writer.close()
-  return parallel.unreplicate(rstate)
+  return final
+
+
+def write_figure1(exp, ckpt, final_state, workdir):
+  cfg = exp.config.figure1
+  earlier = [s for s in ckpt.all_steps() if s <= cfg.from_step] or sorted(ckpt.all_steps())[:1]
+  early_state, _ = ckpt.restore(max(earlier), exp.init_state)
+  stages = figure1.figure_stages(exp, early_state, final_state, cfg.d_steps, cfg.g_steps)
+  path = figure1.write(exp, stages, os.path.join(workdir, 'figure1.png'))
+  progress.log('Wrote %s (panel (a) from the checkpoint at step %d).', path, max(earlier))
