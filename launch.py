@@ -17,6 +17,12 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'Experiment config file.', lock_config=True)
 flags.DEFINE_string('workdir', None, 'Directory for checkpoints, logs and samples.')
 flags.DEFINE_enum('mode', 'train', ['train'], 'What to do.')
+flags.DEFINE_bool('distributed', False, 'Start jax.distributed from the cluster environment '
+                  '(TPU pod slices, SLURM, Open MPI): JAX finds the coordinator itself.')
+flags.DEFINE_string('coordinator_address', None, 'host:port of process 0 for a multi-process run '
+                    'started by hand; with --num_processes and --process_id.')
+flags.DEFINE_integer('num_processes', None, 'Number of processes (with --coordinator_address).')
+flags.DEFINE_integer('process_id', None, 'This process, 0..num_processes-1 (with --coordinator_address).')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
@@ -27,8 +33,12 @@ def main(argv):
   import jax  # after flag parsing: device setup below must precede JAX's backend start
   if config.mesh.platform == 'cpu' and config.mesh.num_devices:
     jax.config.update('jax_num_cpu_devices', config.mesh.num_devices)
+  if FLAGS.coordinator_address or FLAGS.distributed:
+    # CPU collectives between processes go through gloo, jax's default for CPU.
+    jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
+                               num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
   from gan_jax import train
-  from gan_jax.errors import UserError
+  from gan_jax.errors import NonFiniteError, UserError
   logging.set_verbosity(logging.INFO)
   # Our INFO lines (progress, resume, data) stay; libraries' INFO chatter (orbax logs every
   # file it renames) goes, their warnings and errors stay.
@@ -37,6 +47,9 @@ def main(argv):
   try:
     if FLAGS.mode == 'train':
       train.train_and_evaluate(config, FLAGS.workdir)
+  except NonFiniteError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(3)
   except UserError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)

@@ -28,7 +28,8 @@ class Checkpoints:
     """Keeps the newest `max_to_keep` checkpoints, and every step divisible by `keep_period`."""
     self.directory = os.path.abspath(os.path.join(workdir, 'checkpoints'))
     self._manager = ocp.CheckpointManager(self.directory, options=ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep, keep_period=keep_period, create=False))
+        max_to_keep=max_to_keep, keep_period=keep_period, create=False,
+        cleanup_tmp_directories=True))  # a write cut short (SIGKILL) leaves only a tmp dir
 
   def all_steps(self):
     return list(self._manager.all_steps()) if os.path.isdir(self.directory) else []

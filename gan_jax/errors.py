@@ -6,3 +6,7 @@ class UserError(Exception):
 
   The message names the problem and the fix; no traceback is shown for it.
   """
+
+
+class NonFiniteError(UserError):
+  """Training produced NaN or inf; the message names the step and the last good checkpoint."""

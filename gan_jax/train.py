@@ -10,6 +10,7 @@ import numpy as np
 
 from gan_jax import figure1, figures, input_pipeline, parallel, progress, step
 from gan_jax.checkpoint import Checkpoints
+from gan_jax.errors import NonFiniteError, UserError
 from gan_jax.models import make_models, sample_noise
 from gan_jax.optim import make_optimizer
 from gan_jax.validate import validate_config
@@ -52,6 +53,12 @@ def restore_or_init(exp: Experiment, ckpt: Checkpoints):
     return exp.init_state
   ckpt.check_compatible(latest, exp.config)
   state, data_state = ckpt.restore(latest, exp.init_state)
+  # inject_hyperparams keeps constant hyperparameters in the optimizer state: take them from
+  # the current config, so that e.g. a lowered --config.optim.d.lr applies on resume.
+  # (Scheduled ones are recomputed from the update count at every step either way.)
+  state = state.replace(
+      g_opt_state=state.g_opt_state._replace(hyperparams=exp.init_state.g_opt_state.hyperparams),
+      d_opt_state=state.d_opt_state._replace(hyperparams=exp.init_state.d_opt_state.hyperparams))
   exp.iterator.set_state(data_state)
   progress.log('Resumed from the checkpoint at step %d in %s', latest, ckpt.directory)
   return state
@@ -98,17 +105,68 @@ class StopSignals:
       signal.signal(sig, handler)
 
 
+def check_workdir(workdir: str) -> None:
+  """Fails before any work when workdir cannot be created or written."""
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    probe = os.path.join(workdir, f'.write_test_{jax.process_index()}')
+    with open(probe, 'w') as f:
+      f.write('ok')
+    os.remove(probe)
+  except OSError as e:
+    raise UserError(f'--workdir={workdir} is not a writable directory ({e.strerror}); '
+                    'choose a directory you can write to.') from None
+
+
+class _Verified:
+  """Finite-checks each step's metrics one step late, so the check overlaps the next step's
+  compute instead of stalling the pipeline; `now` checks the newest before anything is saved."""
+
+  def __init__(self, ckpt):
+    self._ckpt, self._pending = ckpt, None
+
+  def add(self, step_num, metrics):
+    self.now()
+    self._pending = (step_num, metrics)
+
+  def now(self):
+    if self._pending is not None:
+      step_num, metrics = self._pending
+      self._pending = None
+      values = {k: float(v) for k, v in parallel.unreplicate(metrics).items()}
+      if not all(np.isfinite(values[k]) for k in ('d_loss', 'g_loss', 'd_grad_norm', 'g_grad_norm')):
+        last = self._ckpt.latest_step()
+        raise NonFiniteError(
+            f'step {step_num} produced non-finite losses or gradients (d_loss={values["d_loss"]}, '
+            f'g_loss={values["g_loss"]}, |grad d|={values["d_grad_norm"]}, |grad g|={values["g_grad_norm"]}). '
+            + (f'The last good checkpoint, step {last} in {self._ckpt.directory}, is kept; '
+               'lower the learning rate (optim.*.lr) and run again to resume from it.'
+               if last is not None else 'No checkpoint was written yet; lower optim.*.lr and start again.'))
+      return values
+
+
 def train_and_evaluate(config, workdir: str):
   """Trains per the config, resuming from the newest checkpoint in workdir. Returns the final
   state (host copy)."""
   exp = setup(config)
+  check_workdir(workdir)
   ckpt = Checkpoints(workdir, config.max_checkpoints_to_keep, config.keep_checkpoints_every_steps)
-  state = restore_or_init(exp, ckpt)
+  try:
+    state = restore_or_init(exp, ckpt)
+    final = _train(exp, ckpt, state, workdir)
+  finally:
+    ckpt.wait()
+    ckpt.close()
+  return final
+
+
+def _train(exp, ckpt, state, workdir):
+  config = exp.config
   start, num_steps = int(state.step), config.train.num_steps
   writer = progress.Writer(workdir)
   p_step = step.make_p_train_step(exp.spec, parallel.pmap_devices(exp.devices))
   rstate = parallel.replicate(state, len(exp.devices))
-  meter = progress.Progress(start, num_steps)
+  meter, verified = progress.Progress(start, num_steps), _Verified(ckpt)
   progress.log('Training %s/%s on %s for steps %d..%d (%d device(s), batch %d, k=%d).',
                config.model.generator, config.model.discriminator, config.data.name, start + 1,
                num_steps, len(exp.devices) * jax.process_count(), config.train.batch_size, config.train.k)
@@ -117,16 +175,19 @@ def train_and_evaluate(config, workdir: str):
     while done < num_steps and not stop.requested:
       rstate, metrics = p_step(rstate, next(exp.iterator))
       done += 1
+      verified.add(done, metrics)
       if done % config.log_every_steps == 0 or done == num_steps:
-        m = {k: float(v) for k, v in parallel.unreplicate(metrics).items()}
+        m = verified.now()
         line, rate = meter.line(done, m)
         progress.log(line)
         writer.scalars(done, {**m, 'steps_per_second': rate})
       if done % config.eval_every_steps == 0 or done == num_steps:
         write_samples(exp, parallel.unreplicate(rstate.g_params), done, workdir, writer)
       if done % config.checkpoint_every_steps == 0 or done == num_steps:
+        verified.now()
         ckpt.save(done, parallel.unreplicate(rstate), exp.iterator.get_state(), config)
         saved = done
+    verified.now()
     if done != saved:
       ckpt.save(done, parallel.unreplicate(rstate), exp.iterator.get_state(), config)
     if stop.requested:
@@ -136,7 +197,6 @@ def train_and_evaluate(config, workdir: str):
   final = parallel.unreplicate(rstate)
   if config.figure1.enabled and done == num_steps and jax.process_index() == 0:
     write_figure1(exp, ckpt, final, workdir)
-  ckpt.close()
   writer.close()
   return final
 

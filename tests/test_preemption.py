@@ -1,0 +1,158 @@
+"""Preemption and failure: SIGKILL then resume is bit-exact, SIGTERM saves and exits 0, NaN stops
+training and keeps the last good checkpoint, broken checkpoints and workdirs fail clearly, and
+two processes on loopback equal one process with the same devices."""
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import chex
+import jax
+import numpy as np
+
+from configs import ring2d
+from gan_jax import train
+from gan_jax.checkpoint import Checkpoints
+from tests.conftest import ROOT
+
+BASE = ['--config=configs/ring2d.py', '--config.mesh.platform=cpu']
+
+
+def cmd(workdir, *overrides):
+  return [sys.executable, 'launch.py', *BASE, f'--workdir={workdir}', *overrides]
+
+
+def run(workdir, *overrides):
+  return subprocess.run(cmd(workdir, *overrides), cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def final_state(workdir, step, num_devices=1, **config_overrides):
+  c = ring2d.get_config()
+  c.mesh.num_devices = num_devices
+  for k, v in config_overrides.items():
+    setattr(c.optim.d, k, v)
+  exp = train.setup(c)
+  ckpt = Checkpoints(str(workdir))
+  state, _ = ckpt.restore(step, exp.init_state)
+  ckpt.close()
+  return state
+
+
+def wait_for(proc, text, log, timeout=120):
+  deadline = time.time() + timeout
+  while time.time() < deadline:
+    if text in log.read_text():
+      return
+    assert proc.poll() is None, log.read_text()[-2000:]
+    time.sleep(0.05)
+  raise AssertionError(f'{text!r} not seen in time')
+
+
+def test_sigkill_at_a_random_step_then_resume_is_bit_exact(tmp_path):
+  args = ['--config.train.num_steps=3000', '--config.checkpoint_every_steps=100',
+          '--config.mesh.num_devices=1', '--config.log_every_steps=100']
+  assert run(tmp_path / 'whole', *args).returncode == 0
+  log = tmp_path / 'killed.log'
+  with open(log, 'w') as out:
+    proc = subprocess.Popen(cmd(tmp_path / 'killed', *args), cwd=ROOT, stdout=out, stderr=out)
+    wait_for(proc, 'step 200/3000', log)
+    time.sleep(random.uniform(0.0, 1.5))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+  r = run(tmp_path / 'killed', *args)
+  assert r.returncode == 0, r.stderr[-2000:]
+  resumed_at = int(r.stderr.split('Resumed from the checkpoint at step ')[1].split()[0])
+  assert 200 <= resumed_at < 3000, 'the kill must land mid-run'
+  chex.assert_trees_all_equal(final_state(tmp_path / 'whole', 3000), final_state(tmp_path / 'killed', 3000))
+
+
+def test_sigterm_saves_the_current_step_and_exits_0(tmp_path):
+  log = tmp_path / 'run.log'
+  with open(log, 'w') as out:
+    proc = subprocess.Popen(cmd(tmp_path / 'wd', '--config.train.num_steps=1000000', '--config.log_every_steps=50'),
+                            cwd=ROOT, stdout=out, stderr=out)
+    wait_for(proc, 'step 100/', log)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+  text = log.read_text()
+  stopped = int(text.split('Stopped by SIGTERM at step ')[1].split(';')[0])
+  assert stopped >= 100 and str(stopped) in os.listdir(tmp_path / 'wd' / 'checkpoints')
+
+
+def test_non_finite_step_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+  wd = tmp_path / 'wd'
+  assert run(wd, '--config.train.num_steps=200', '--config.checkpoint_every_steps=50').returncode == 0
+  before = sorted(os.listdir(wd / 'checkpoints'))
+  r = run(wd, '--config.train.num_steps=400', '--config.checkpoint_every_steps=50', '--config.optim.d.lr=1e30')
+  assert r.returncode == 3, r.stderr[-2000:]
+  assert 'step 201 produced non-finite' in r.stderr and 'last good checkpoint, step 200' in r.stderr
+  assert sorted(os.listdir(wd / 'checkpoints')) == before
+  good = final_state(wd, 200)
+  assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(good))
+
+
+def _corrupt(path, how):
+  for root, _, files in os.walk(path):
+    for name in files:
+      f = os.path.join(root, name)
+      size = os.path.getsize(f)
+      with open(f, 'r+b') as fh:
+        if how == 'truncate':
+          fh.truncate(size // 2)
+        else:
+          fh.write(b'\xff' * min(size, 64))
+
+
+def test_corrupt_or_truncated_checkpoints_fail_clearly(tmp_path):
+  for how in ('truncate', 'garbage'):
+    wd = tmp_path / how
+    assert run(wd, '--config.train.num_steps=20').returncode == 0
+    _corrupt(wd / 'checkpoints' / '20' / 'state', how)
+    listing = sorted(os.listdir(wd / 'checkpoints'))
+    r = run(wd, '--config.train.num_steps=40')
+    assert r.returncode == 2, (how, r.stderr[-2000:])
+    assert 'cannot restore the checkpoint at step 20' in r.stderr and 'Traceback' not in r.stderr
+    assert sorted(os.listdir(wd / 'checkpoints')) == listing
+
+
+def test_partially_written_checkpoint_is_never_picked(tmp_path):
+  wd = tmp_path / 'wd'
+  assert run(wd, '--config.train.num_steps=20').returncode == 0
+  partial = wd / 'checkpoints' / '30.orbax-checkpoint-tmp'
+  partial.mkdir()
+  (partial / 'junk').write_bytes(b'half a checkpoint')
+  r = run(wd, '--config.train.num_steps=40')
+  assert r.returncode == 0 and 'Resumed from the checkpoint at step 20' in r.stderr, r.stderr[-2000:]
+
+
+def test_unwritable_workdir_fails_clearly(tmp_path):
+  blocker = tmp_path / 'a_file'
+  blocker.write_text('not a directory')
+  r = run(blocker / 'workdir', '--config.train.num_steps=5')
+  assert r.returncode == 2 and 'is not a writable directory' in r.stderr, r.stderr[-2000:]
+
+
+def test_same_config_and_seed_give_identical_parameters(tmp_path):
+  runs = [run(tmp_path / f'r{i}', '--config.train.num_steps=50', '--config.mesh.num_devices=2') for i in range(2)]
+  assert all(r.returncode == 0 for r in runs)
+  chex.assert_trees_all_equal(final_state(tmp_path / 'r0', 50, 2), final_state(tmp_path / 'r1', 50, 2))
+
+
+def test_two_processes_on_loopback_equal_one_process(tmp_path):
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+  args = ['--config.train.num_steps=30', '--config.checkpoint_every_steps=10']
+  procs = [subprocess.Popen(cmd(tmp_path / 'multi', *args, '--config.mesh.num_devices=2',
+                                f'--coordinator_address=127.0.0.1:{port}', '--num_processes=2',
+                                f'--process_id={i}'), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True) for i in range(2)]
+  outs = [p.communicate(timeout=300)[0] for p in procs]
+  assert [p.returncode for p in procs] == [0, 0], outs[0][-2000:] + outs[1][-2000:]
+  assert 'step 30/30' in outs[0] and 'step 30/30' not in outs[1]  # process 0 alone logs
+  assert run(tmp_path / 'single', *args, '--config.mesh.num_devices=4').returncode == 0
+  multi, single = final_state(tmp_path / 'multi', 30, 4), final_state(tmp_path / 'single', 30, 4)
+  chex.assert_trees_all_close(multi, single, rtol=1e-5, atol=1e-6)
