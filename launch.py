@@ -16,7 +16,10 @@ from ml_collections import config_flags
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'Experiment config file.', lock_config=True)
 flags.DEFINE_string('workdir', None, 'Directory for checkpoints, logs and samples.')
-flags.DEFINE_enum('mode', 'train', ['train'], 'What to do.')
+flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'sample'],
+                  'train: train (resuming from workdir). eval: the full metrics of a checkpoint '
+                  '(eval.json, TensorBoard, a table). sample: pictures from a checkpoint.')
+flags.DEFINE_integer('step', None, 'Checkpoint step for --mode=eval/sample (default: the newest).')
 flags.DEFINE_bool('distributed', False, 'Start jax.distributed from the cluster environment '
                   '(TPU pod slices, SLURM, Open MPI): JAX finds the coordinator itself.')
 flags.DEFINE_string('coordinator_address', None, 'host:port of process 0 for a multi-process run '
@@ -37,7 +40,7 @@ def main(argv):
     # CPU collectives between processes go through gloo, jax's default for CPU.
     jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
                                num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
-  from gan_jax import train
+  from gan_jax import evaluate, train
   from gan_jax.errors import NonFiniteError, UserError
   logging.set_verbosity(logging.INFO)
   # Our INFO lines (progress, resume, data) stay; libraries' INFO chatter (orbax logs every
@@ -47,6 +50,10 @@ def main(argv):
   try:
     if FLAGS.mode == 'train':
       train.train_and_evaluate(config, FLAGS.workdir)
+    elif FLAGS.mode == 'eval':
+      evaluate.evaluate(train.setup(config), FLAGS.workdir, FLAGS.step)
+    else:
+      evaluate.sample(train.setup(config), FLAGS.workdir, FLAGS.step)
   except NonFiniteError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(3)

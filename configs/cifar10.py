@@ -7,7 +7,8 @@ from configs import default
 def get_config():
   c = default.get_config()
   c.data.name = 'cifar10'
-  c.data.train_split = 'train'
+  c.data.train_split = 'train[:45000]'
+  c.data.valid_split = 'train[45000:46000]'
   c.data.scale = 'symmetric'
   c.model.generator = 'dcgan'
   c.model.discriminator = 'dcgan'

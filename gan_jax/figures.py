@@ -55,3 +55,41 @@ def save_samples(samples: np.ndarray, path: str, scale: str, reference: np.ndarr
   fig.savefig(path, dpi=100)
   plt.close(fig)
   return image
+
+
+def nearest_neighbours(queries: np.ndarray, data: np.ndarray, chunk: int = 10000) -> np.ndarray:
+  """Index in `data` of each query's nearest example (L2 in pixel space)."""
+  q = queries.reshape(len(queries), -1).astype(np.float32)
+  best_d, best_i = np.full(len(q), np.inf), np.zeros(len(q), np.int64)
+  for start in range(0, len(data), chunk):
+    x = data[start:start + chunk].reshape(-1, q.shape[1]).astype(np.float32)
+    d = (q * q).sum(1)[:, None] + (x * x).sum(1)[None, :] - 2 * q @ x.T
+    i = d.argmin(1)
+    better = d[np.arange(len(q)), i] < best_d
+    best_d[better], best_i[better] = d[np.arange(len(q)), i][better], start + i[better]
+  return best_i
+
+
+def figure2(samples: np.ndarray, train_data: np.ndarray, scale: str, path: str, cols: int = 6) -> str:
+  """Fig. 2: rows of fair random samples; the rightmost column (framed in yellow) is the training
+  example nearest to its neighbouring sample, to show the model has not memorised them."""
+  rows = len(samples) // cols
+  grid_samples = samples[:rows * cols].reshape((rows, cols) + samples.shape[1:])
+  nearest = train_data[nearest_neighbours(grid_samples[:, -1], train_data)]
+  images = to_uint8(np.concatenate([grid_samples, nearest[:, None]], axis=1), scale)
+  if images.shape[-1] == 1:
+    images = np.repeat(images, 3, axis=-1)
+  pad = 2
+  images[:, -1, :pad], images[:, -1, -pad:] = (255, 215, 0), (255, 215, 0)
+  images[:, -1, :, :pad], images[:, -1, :, -pad:] = (255, 215, 0), (255, 215, 0)
+  grid = image_grid(images.reshape((-1,) + images.shape[2:]), ncols=cols + 1, pad=2)
+  save_png(grid, path)
+  return path
+
+
+def figure3(rows_of_images: np.ndarray, scale: str, path: str) -> str:
+  """Fig. 3: each row linearly interpolates between two z; [rows, steps, H, W, C]."""
+  rows, steps = rows_of_images.shape[:2]
+  grid = image_grid(to_uint8(rows_of_images.reshape((rows * steps,) + rows_of_images.shape[2:]), scale), ncols=steps)
+  save_png(grid, path)
+  return path

@@ -68,16 +68,22 @@ def prepare(name: str, data_dir: Optional[str], manual_dir: Optional[str]):
   return builder
 
 
-def load_images(name, split, data_dir=None, manual_dir=None) -> np.ndarray:
-  """Decodes a whole split into a uint8 array [N, H, W, C]."""
+def load_examples(name, split, data_dir=None, manual_dir=None):
+  """Decodes a whole split: (uint8 images [N, H, W, C], int labels [N])."""
   source = prepare(name, data_dir, manual_dir).as_data_source(split=split)
   n = len(source)
-  images, chunk = [], 10000
+  images, labels, chunk = [], [], 10000
   for start in range(0, n, chunk):
     records = source.__getitems__(list(range(start, min(start + chunk, n))))
     images.append(np.stack([r['image'] for r in records]))
+    labels.append(np.array([r['label'] for r in records], np.int32))
     logging.info('Decoded %s[%s] %d/%d', name, split, min(start + chunk, n), n)
-  return np.concatenate(images).astype(np.uint8)
+  return np.concatenate(images).astype(np.uint8), np.concatenate(labels)
+
+
+def load_images(name, split, data_dir=None, manual_dir=None) -> np.ndarray:
+  """Decodes a whole split into a uint8 array [N, H, W, C]."""
+  return load_examples(name, split, data_dir, manual_dir)[0]
 
 
 def synthetic(name: str, num_examples: int, seed: int) -> np.ndarray:

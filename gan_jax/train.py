@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax import figure1, figures, input_pipeline, parallel, progress, step
+from gan_jax import evaluate, figure1, figures, input_pipeline, parallel, progress, step
 from gan_jax.checkpoint import Checkpoints
 from gan_jax.errors import NonFiniteError, UserError
 from gan_jax.models import make_models, sample_noise
@@ -166,7 +166,7 @@ def _train(exp, ckpt, state, workdir):
   writer = progress.Writer(workdir)
   p_step = step.make_p_train_step(exp.spec, parallel.pmap_devices(exp.devices))
   rstate = parallel.replicate(state, len(exp.devices))
-  meter, verified = progress.Progress(start, num_steps), _Verified(ckpt)
+  meter, verified, eval_cache = progress.Progress(start, num_steps), _Verified(ckpt), {}
   progress.log('Training %s/%s on %s for steps %d..%d (%d device(s), batch %d, k=%d).',
                config.model.generator, config.model.discriminator, config.data.name, start + 1,
                num_steps, len(exp.devices) * jax.process_count(), config.train.batch_size, config.train.k)
@@ -182,7 +182,12 @@ def _train(exp, ckpt, state, workdir):
         progress.log(line)
         writer.scalars(done, {**m, 'steps_per_second': rate})
       if done % config.eval_every_steps == 0 or done == num_steps:
-        write_samples(exp, parallel.unreplicate(rstate.g_params), done, workdir, writer)
+        g_params = parallel.unreplicate(rstate.g_params)
+        write_samples(exp, g_params, done, workdir, writer)
+        quick = evaluate.periodic_metrics(exp, g_params, eval_cache)
+        if quick:
+          progress.log('eval at step %d: %s', done, ', '.join(f'{k} {v:.4g}' for k, v in quick.items()))
+          writer.scalars(done, quick, prefix='eval')
       if done % config.checkpoint_every_steps == 0 or done == num_steps:
         verified.now()
         ckpt.save(done, parallel.unreplicate(rstate), exp.iterator.get_state(), config)

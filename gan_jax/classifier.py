@@ -1,0 +1,95 @@
+"""A small convnet on the real training images, the stand-in for Inception on MNIST-like data.
+
+Its penultimate features give a Fréchet distance between generated and test images, its softmax
+the "inception score" and the class coverage. Trained once, cached (msgpack) at the path the
+config names, and reloaded from there.
+"""
+import functools
+import os
+
+from absl import logging
+import flax.linen as nn
+from flax import serialization
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+
+class Classifier(nn.Module):
+  num_classes: int = 10
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    x = nn.max_pool(nn.relu(nn.Conv(32, (3, 3))(x)), (2, 2), (2, 2))
+    x = nn.max_pool(nn.relu(nn.Conv(64, (3, 3))(x)), (2, 2), (2, 2))
+    features = nn.relu(nn.Dense(128)(x.reshape(x.shape[0], -1)))
+    h = nn.Dropout(0.3, deterministic=not train)(features)
+    return nn.Dense(self.num_classes)(h), features
+
+
+def _make_train_step(tx):
+  @functools.partial(jax.jit, donate_argnums=(0, 1))
+  def train_step(params, opt_state, images, labels, key):
+    def loss_fn(p):
+      logits, _ = Classifier().apply(p, images, train=True, rngs={'dropout': key})
+      return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+    grads = jax.grad(loss_fn)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
+  return train_step
+
+
+@jax.jit
+def predict(params, images):
+  """(softmax probabilities, penultimate features)."""
+  logits, features = Classifier().apply(params, images)
+  return jax.nn.softmax(logits), features
+
+
+def batched_predict(params, images, batch: int = 1000):
+  probs, feats = zip(*(predict(params, jnp.asarray(images[i:i + batch])) for i in range(0, len(images), batch)))
+  return np.concatenate(probs), np.concatenate(feats)
+
+
+def accuracy(params, images, labels) -> float:
+  probs, _ = batched_predict(params, images)
+  return float(np.mean(probs.argmax(1) == labels))
+
+
+def train(images, labels, epochs: int = 4, batch: int = 128, seed: int = 0):
+  params = Classifier().init(jax.random.PRNGKey(seed), jnp.zeros((1,) + images.shape[1:]))
+  steps_per_epoch = len(images) // batch
+  tx = optax.adam(optax.cosine_decay_schedule(2e-3, epochs * steps_per_epoch))
+  opt_state = tx.init(params)
+  train_step = _make_train_step(tx)
+  rng = np.random.default_rng(seed)
+  for epoch in range(epochs):
+    perm = rng.permutation(len(images))
+    for i in range(steps_per_epoch):
+      idx = perm[i * batch:(i + 1) * batch]
+      params, opt_state = train_step(params, opt_state, jnp.asarray(images[idx]), jnp.asarray(labels[idx]),
+                                      jax.random.PRNGKey(epoch * 100000 + i))
+    logging.info('Classifier epoch %d/%d done.', epoch + 1, epochs)
+  return params
+
+
+def load_or_train(path: str, train_images, train_labels, test_images, test_labels, epochs: int = 4,
+                  min_accuracy: float = 0.99):
+  """The cached classifier at `path`, trained (and saved there) on first use."""
+  template = Classifier().init(jax.random.PRNGKey(0), jnp.zeros((1,) + train_images.shape[1:]))
+  if os.path.exists(path):
+    with open(path, 'rb') as f:
+      return serialization.from_bytes(template, f.read())
+  logging.info('Training the evaluation classifier (cached afterwards at %s).', path)
+  params = train(train_images, train_labels, epochs=epochs)
+  acc = accuracy(params, test_images, test_labels)
+  logging.info('Evaluation classifier test accuracy: %.4f', acc)
+  if acc < min_accuracy:
+    logging.warning('The evaluation classifier reached only %.4f test accuracy (< %.2f): its '
+                    'metrics are less reliable. More classifier epochs help.', acc, min_accuracy)
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path + '.tmp', 'wb') as f:
+    f.write(serialization.to_bytes(params))
+  os.replace(path + '.tmp', path)
+  return params

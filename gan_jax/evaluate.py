@@ -1,0 +1,146 @@
+"""Numbers and pictures from a saved model: `--mode=eval` and `--mode=sample` of launch.py, and
+the cheap metrics logged during training.
+
+Image data: the Parzen-window log-likelihood (the paper's Table 1 protocol, `parzen.py`) and, for
+MNIST-like data, a convnet classifier's Fréchet distance, score and class coverage. The ring of
+Gaussians: modes covered and the fraction of high-quality samples.
+"""
+import json
+import os
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gan_jax import classifier, figures, input_pipeline, metrics, parzen, progress
+from gan_jax.checkpoint import Checkpoints
+from gan_jax.errors import UserError
+from gan_jax.models import sample_noise
+
+RING_STD = 0.02  # the ring2d source's per-mode standard deviation
+
+
+def generate(exp, g_params, n: int, seed: int, batch: int = 1000) -> np.ndarray:
+  """n fair samples of G, from z drawn with `seed`."""
+  apply = jax.jit(exp.spec.g.apply)
+  z = sample_noise(jax.random.PRNGKey(seed), (n, exp.spec.noise_dim), exp.spec.noise)
+  return np.concatenate([np.asarray(apply(g_params, z[i:i + batch])) for i in range(0, n, batch)])
+
+
+def load_state(exp, workdir: str, step=None):
+  """The newest (or the named) checkpoint's state, and its step."""
+  ckpt = Checkpoints(workdir)
+  steps = ckpt.all_steps()
+  if not steps:
+    raise UserError(f'no checkpoint in {ckpt.directory}; train first (--mode=train) or pass the right --workdir.')
+  step = max(steps) if step is None else step
+  if step not in steps:
+    raise UserError(f'no checkpoint at step {step} in {ckpt.directory}; there are {sorted(steps)}.')
+  ckpt.check_compatible(step, exp.config)
+  state, _ = ckpt.restore(step, exp.init_state)
+  ckpt.close()
+  return state, step
+
+
+def _split(exp, split):
+  d = exp.config.data
+  images, labels = input_pipeline.load_examples(d.name, split, d.data_dir, d.manual_dir)
+  return input_pipeline.scale(images, d.scale), labels
+
+
+def default_classifier_path(config) -> str:
+  return config.eval.classifier_path or os.path.join(
+      os.path.expanduser('~'), '.cache', 'gan_jax', f'classifier_{config.data.name}.msgpack')
+
+
+def classifier_metrics(exp, samples, test_images, test_labels) -> dict:
+  cfg = exp.config
+  train_images, train_labels = _split(exp, 'train')
+  params = classifier.load_or_train(default_classifier_path(cfg), train_images, train_labels,
+                                    test_images, test_labels, epochs=cfg.eval.classifier_epochs)
+  gen_probs, gen_feats = classifier.batched_predict(params, samples)
+  _, test_feats = classifier.batched_predict(params, test_images)
+  return {'classifier_test_accuracy': classifier.accuracy(params, test_images, test_labels),
+          'frechet_distance': metrics.frechet_distance(gen_feats, test_feats),
+          'classifier_score': metrics.classifier_score(gen_probs),
+          'classes_covered': metrics.classes_covered(gen_probs)}
+
+
+def evaluate_samples(exp, samples) -> dict:
+  """Every metric that applies to this dataset, on the full protocol."""
+  cfg = exp.config
+  if cfg.data.name == 'ring2d':
+    return metrics.ring_modes(samples, input_pipeline.ring2d_modes(), RING_STD)
+  if cfg.data.name in input_pipeline.SYNTHETIC:
+    return {}
+  valid, _ = _split(exp, cfg.data.valid_split)
+  test, test_labels = _split(exp, cfg.data.eval_split)
+  out = parzen.evaluate(samples, valid, test)
+  if test.shape[1:] == (28, 28, 1):
+    out.update(classifier_metrics(exp, samples, test, test_labels))
+  return out
+
+
+def periodic_metrics(exp, g_params, cache: dict) -> dict:
+  """Cheap numbers for the training log: Parzen on a small sample and validation set (σ chosen
+  there too), or ring mode coverage. The full protocol is --mode=eval."""
+  cfg = exp.config
+  samples = generate(exp, g_params, cfg.eval.periodic_num_samples, cfg.seed + 3)
+  if cfg.data.name == 'ring2d':
+    return metrics.ring_modes(samples, input_pipeline.ring2d_modes(), RING_STD)
+  if cfg.data.name in input_pipeline.SYNTHETIC:
+    return {}
+  if 'valid' not in cache:
+    cache['valid'] = _split(exp, cfg.data.valid_split)[0][:cfg.eval.periodic_valid_examples]
+  ll = parzen.log_likelihoods(cache['valid'], samples, parzen.SIGMAS).mean(axis=1)
+  return {'parzen_valid_ll_cheap': float(ll.max())}
+
+
+def evaluate(exp, workdir: str, step=None) -> dict:
+  state, step = load_state(exp, workdir, step)
+  cfg = exp.config
+  samples = generate(exp, state.g_params, cfg.eval.num_samples, cfg.seed + 1)
+  result = {'step': step, 'num_samples': len(samples), **evaluate_samples(exp, samples)}
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, 'eval.json'), 'w') as f:
+      json.dump(result, f, indent=2)
+    writer = progress.Writer(workdir)
+    writer.scalars(step, {k: v for k, v in result.items() if k not in ('step',)}, prefix='eval')
+    writer.close()
+    print(format_table(result))
+  return result
+
+
+def format_table(result: dict) -> str:
+  lines = [f'{"metric":<26}value', '-' * 40]
+  for k, v in result.items():
+    lines.append(f'{k:<26}{v:.4f}' if isinstance(v, float) else f'{k:<26}{v}')
+  if 'parzen_ll' in result:
+    lines.append(f'{"Parzen (paper: GAN 225±2)":<26}{result["parzen_ll"]:.1f} ± {result["parzen_se"]:.1f}')
+  return '\n'.join(lines)
+
+
+def sample(exp, workdir: str, step=None) -> list:
+  """Writes pictures from a checkpoint without training: a sample grid, and for images the
+  paper's Figure 2 (nearest training example) and Figure 3 (z interpolations)."""
+  state, step = load_state(exp, workdir, step)
+  cfg, out_dir = exp.config, os.path.join(workdir, 'samples')
+  samples = generate(exp, state.g_params, cfg.num_samples, cfg.seed + 2)
+  paths = [os.path.join(out_dir, f'sample_step_{step:07d}.png')]
+  if jax.process_index() != 0:
+    return paths
+  reference = exp.train_data[:2000] if samples.ndim == 2 else None
+  figures.save_samples(samples, paths[0], cfg.data.scale, reference)
+  if samples.ndim == 4:
+    paths.append(figures.figure2(samples[:30], exp.train_data, cfg.data.scale,
+                                 os.path.join(out_dir, f'figure2_step_{step:07d}.png')))
+    z = sample_noise(jax.random.PRNGKey(cfg.seed + 4), (2, 8, cfg.model.noise_dim), cfg.model.noise)
+    t = jnp.linspace(0.0, 1.0, 10)[None, :, None]
+    zs = (1 - t) * z[0][:, None] + t * z[1][:, None]           # [8 rows, 10 steps, noise_dim]
+    images = np.asarray(exp.spec.g.apply(state.g_params, zs.reshape(-1, cfg.model.noise_dim)))
+    paths.append(figures.figure3(images.reshape((8, 10) + images.shape[1:]), cfg.data.scale,
+                                 os.path.join(out_dir, f'figure3_step_{step:07d}.png')))
+  for p in paths:
+    logging.info('Wrote %s', p)
+  return paths

@@ -1,0 +1,118 @@
+"""Evaluation: the Parzen estimator against brute force, its ceiling on real MNIST, the sample
+metrics on cases with known answers, and --mode=eval / --mode=sample on a real short run."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gan_jax import input_pipeline, metrics, parzen
+from tests.conftest import ROOT
+
+
+def brute_force_parzen(points, samples, sigma):
+  points, samples = points.astype(np.float64), samples.astype(np.float64)
+  out = []
+  for x in points:
+    e = -((x - samples) ** 2).sum(1) / (2 * sigma ** 2)
+    m = e.max()
+    out.append(m + math.log(np.exp(e - m).mean()) - points.shape[1] * math.log(sigma * math.sqrt(2 * math.pi)))
+  return np.array(out)
+
+
+def test_parzen_matches_brute_force():
+  rng = np.random.default_rng(0)
+  samples = rng.uniform(size=(300, 20)).astype(np.float32)
+  points = rng.uniform(size=(37, 20)).astype(np.float32)
+  sigmas = parzen.SIGMAS
+  ours = parzen.log_likelihoods(points, samples, sigmas, chunk=16)  # several chunks, one padded
+  for i, s in enumerate(sigmas):
+    np.testing.assert_allclose(ours[i], brute_force_parzen(points, samples, s), rtol=1e-4, atol=1e-3)
+
+
+def test_parzen_protocol_picks_sigma_on_validation():
+  rng = np.random.default_rng(1)
+  samples, valid, test = (rng.normal(0.5, 0.3, size=(n, 10)).astype(np.float32) for n in (500, 100, 200))
+  result = parzen.evaluate(samples, valid, test)
+  valid_means = [brute_force_parzen(valid, samples, s).mean() for s in parzen.SIGMAS]
+  assert result['parzen_sigma'] == pytest.approx(parzen.SIGMAS[int(np.argmax(valid_means))])
+  test_ll = brute_force_parzen(test, samples, result['parzen_sigma'])
+  assert result['parzen_ll'] == pytest.approx(test_ll.mean(), rel=1e-4)
+  assert result['parzen_se'] == pytest.approx(test_ll.std() / math.sqrt(len(test)), rel=1e-3)
+
+
+def test_parzen_ceiling_real_mnist_training_images(mnist_dir, tfds_dir):
+  """10,000 real training images as "samples": what a perfect memoriser would score."""
+  train = input_pipeline.load_images('mnist', 'train', tfds_dir, mnist_dir).astype(np.float32) / 255
+  test = input_pipeline.load_images('mnist', 'test', tfds_dir, mnist_dir).astype(np.float32) / 255
+  result = parzen.evaluate(train[:10000], train[50000:51000], test)
+  print(f"Parzen ceiling (10k real training images): {result['parzen_ll']:.1f} ± {result['parzen_se']:.1f}, "
+        f"sigma {result['parzen_sigma']:.3f}, {result['parzen_seconds']:.1f} s")
+  assert np.isfinite(result['parzen_ll']) and 200 < result['parzen_ll'] < 300
+  assert result['parzen_seconds'] < 60
+
+
+def test_frechet_distance_known_values():
+  rng = np.random.default_rng(0)
+  a = rng.normal(size=(20000, 4))
+  assert metrics.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+  shift = np.array([1.0, -2.0, 0.5, 0.0])
+  # same covariance, shifted mean: the distance is ‖shift‖²
+  assert metrics.frechet_distance(a, a + shift) == pytest.approx(float(shift @ shift), rel=1e-6)
+  # N(0, I) vs N(0, 4I) in 4 dims: Tr(I + 4I - 2·2I) = 4
+  assert metrics.frechet_distance(rng.normal(size=(200000, 4)), 2 * rng.normal(size=(200000, 4))) == pytest.approx(4.0, rel=0.03)
+
+
+def test_classifier_score_and_coverage_known_values():
+  one_hot = np.eye(10)[np.arange(1000) % 10]
+  assert metrics.classifier_score(one_hot) == pytest.approx(10.0, rel=1e-6)
+  assert metrics.classes_covered(one_hot) == 10
+  collapsed = np.eye(10)[np.zeros(1000, int)]
+  assert metrics.classifier_score(collapsed) == pytest.approx(1.0, rel=1e-6)
+  assert metrics.classes_covered(collapsed) == 1
+
+
+def test_ring_mode_metrics():
+  modes = input_pipeline.ring2d_modes()
+  data = input_pipeline.synthetic('ring2d', 8000, seed=0)
+  full = metrics.ring_modes(data, modes, 0.02)
+  # in 2-D, P(r < 3σ) = 1 - exp(-9/2) = 0.9889
+  assert full['modes_covered'] == 8 and abs(full['high_quality_fraction'] - (1 - math.exp(-4.5))) < 0.005
+  collapsed = metrics.ring_modes(np.repeat(modes[:1], 100, axis=0) + 0.01, modes, 0.02)
+  assert collapsed['modes_covered'] == 1
+  assert metrics.ring_modes(np.zeros((100, 2)), modes, 0.02)['high_quality_fraction'] == 0.0
+
+
+def launch(workdir, mode, extra):
+  return subprocess.run([sys.executable, 'launch.py', '--config=configs/mnist.py', f'--workdir={workdir}',
+                         f'--mode={mode}', *extra], cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def test_eval_and_sample_modes_on_a_short_mnist_run(mnist_dir, tfds_dir, tmp_path):
+  extra = [f'--config.data.manual_dir={mnist_dir}', f'--config.data.data_dir={tfds_dir}',
+           '--config.train.num_steps=200', '--config.eval_every_steps=100', '--config.log_every_steps=100',
+           '--config.checkpoint_every_steps=100',
+           '--config.model.g_kwargs.hidden=256', '--config.model.d_kwargs.units=64',
+           f'--config.eval.classifier_path={tmp_path / "clf.msgpack"}', '--config.eval.classifier_epochs=1',
+           '--config.eval.num_samples=2000']
+  r = launch(tmp_path / 'wd', 'train', extra)
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert 'parzen_valid_ll_cheap' in r.stderr  # the periodic, cheap evaluation
+  r = launch(tmp_path / 'wd', 'eval', extra)
+  assert r.returncode == 0, r.stderr[-2000:]
+  result = json.loads((tmp_path / 'wd' / 'eval.json').read_text())
+  assert result['step'] == 200 and result['num_samples'] == 2000
+  assert np.isfinite(result['parzen_ll']) and result['parzen_se'] > 0
+  assert result['classifier_test_accuracy'] > 0.97 and result['frechet_distance'] > 0
+  assert 1 <= result['classifier_score'] <= 10 and 1 <= result['classes_covered'] <= 10
+  assert 'Parzen (paper: GAN 225±2)' in r.stdout
+  assert os.path.exists(tmp_path / 'clf.msgpack')  # cached where the config says
+  r = launch(tmp_path / 'wd', 'sample', extra + ['--step=100'])
+  assert r.returncode == 0, r.stderr[-2000:]
+  for name in ('sample_step_0000100.png', 'figure2_step_0000100.png', 'figure3_step_0000100.png'):
+    assert os.path.exists(tmp_path / 'wd' / 'samples' / name), name
+  r = launch(tmp_path / 'empty', 'eval', extra)
+  assert r.returncode == 2 and 'no checkpoint' in r.stderr
