@@ -5,12 +5,10 @@
 
 Any config value can be overridden: --config.train.k=2. A workdir with a checkpoint resumes.
 """
-import logging as std_logging
 import sys
 
 from absl import app
 from absl import flags
-from absl import logging
 from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
@@ -42,11 +40,8 @@ def main(argv):
                                num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
   from gan_jax import evaluate, train
   from gan_jax.errors import NonFiniteError, UserError
-  logging.set_verbosity(logging.INFO)
-  # Our INFO lines (progress, resume, data) stay; libraries' INFO chatter (orbax logs every
-  # file it renames) goes, their warnings and errors stay.
-  for handler in std_logging.getLogger().handlers:
-    handler.addFilter(lambda r: r.levelno >= std_logging.WARNING or '/gan_jax/' in r.pathname)
+  from gan_jax import progress
+  progress.quiet_library_logs()
   try:
     if FLAGS.mode == 'train':
       train.train_and_evaluate(config, FLAGS.workdir)

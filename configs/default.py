@@ -49,6 +49,8 @@ def get_config():
   # is ConfigDict.update, a method, and could not be set from the command line.
   c.train.update_mode = 'alternating'
   c.train.g_loss = 'non_saturating'
+  c.train.steps_per_call = 1   # iterations per dispatch (lax.scan); intervals must be multiples
+  c.train.time_budget_minutes = config_dict.placeholder(float)  # stop after this much training time
 
   c.optim = ml_collections.ConfigDict()
   c.optim.g = sgd()
@@ -69,7 +71,9 @@ def get_config():
   c.eval.num_samples = 10_000               # --mode=eval: the released Parzen protocol
   c.eval.classifier_path = config_dict.placeholder(str)  # None: ~/.cache/gan_jax/classifier_<data>.msgpack
   c.eval.classifier_epochs = 5              # reaches >= 99% test accuracy on MNIST
-  c.eval.periodic_num_samples = 1000        # during training: cheap settings
+  c.eval.periodic_parzen = 'cheap'          # during training: 'cheap', or 'full' (the protocol, ~2 s)
+  c.eval.periodic_num_samples = 1000        # cheap: samples and validation images
+
   c.eval.periodic_valid_examples = 500
 
   # Figure 1 from this run's checkpoints at the end of training (1-D data only).
@@ -78,4 +82,18 @@ def get_config():
   c.figure1.from_step = 500   # panel (a): the kept checkpoint at (or nearest before) this step
   c.figure1.d_steps = 2000    # panel (b): D updates with G fixed
   c.figure1.g_steps = 50      # panel (c): G updates against that D
+  return c
+
+
+def toy_config(data_name: str, noise: str, noise_dim: int, hidden: int, num_examples: int):
+  """Shared settings of the low-dimensional synthetic experiments: small MLPs, raw coordinates."""
+  c = get_config()
+  c.data.name = data_name
+  c.data.train_split, c.data.eval_split, c.data.scale = 'train', 'test', 'none'
+  c.data.num_examples, c.data.num_eval_examples = num_examples, 10_000
+  c.model.generator = c.model.discriminator = 'toy_mlp'
+  c.model.noise, c.model.noise_dim = noise, noise_dim
+  c.model.g_output, c.model.g_output_bias = 'linear', 'none'
+  c.model.g_kwargs = ml_collections.ConfigDict(dict(hidden=hidden, depth=2))
+  c.model.d_kwargs = ml_collections.ConfigDict(dict(hidden=hidden, depth=2))
   return c

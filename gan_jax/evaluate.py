@@ -91,6 +91,11 @@ def periodic_metrics(exp, g_params, cache: dict) -> dict:
     return metrics.ring_modes(samples, input_pipeline.ring2d_modes(), RING_STD)
   if cfg.data.name in input_pipeline.SYNTHETIC:
     return {}
+  if cfg.eval.periodic_parzen == 'full':
+    if 'test' not in cache:
+      cache['valid'], cache['test'] = _split(exp, cfg.data.valid_split)[0], _split(exp, cfg.data.eval_split)[0]
+    full = generate(exp, g_params, cfg.eval.num_samples, cfg.seed + 1)
+    return parzen.evaluate(full, cache['valid'], cache['test'])
   if 'valid' not in cache:
     cache['valid'] = _split(exp, cfg.data.valid_split)[0][:cfg.eval.periodic_valid_examples]
   ll = parzen.log_likelihoods(cache['valid'], samples, parzen.SIGMAS).mean(axis=1)

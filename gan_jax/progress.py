@@ -1,4 +1,8 @@
 """What a person watching the run sees: a progress line with rate and ETA, and TensorBoard."""
+import contextlib
+import json
+import logging as std_logging
+import os
 import time
 
 from absl import logging
@@ -59,6 +63,40 @@ class Writer:
       self._w.close()
 
 
+def quiet_library_logs() -> None:
+  """Keeps our INFO lines (progress, resume, data) and libraries' warnings and errors, and drops
+  libraries' INFO chatter (orbax logs every file it renames)."""
+  logging.set_verbosity(logging.INFO)
+  for handler in std_logging.getLogger().handlers:
+    handler.addFilter(lambda r: r.levelno >= std_logging.WARNING or '/gan_jax/' in r.pathname
+                      or '/benchmarks/' in r.pathname)
+
+
 def log(msg: str, *args) -> None:
   if jax.process_index() == 0:
     logging.info(msg, *args)
+
+
+class TrainClock:
+  """Wall-clock seconds spent training, evaluation and checkpoint pauses left out."""
+
+  def __init__(self):
+    self._start, self._paused = time.perf_counter(), 0.0
+
+  @contextlib.contextmanager
+  def paused(self):
+    t0 = time.perf_counter()
+    try:
+      yield
+    finally:
+      self._paused += time.perf_counter() - t0
+
+  def train_seconds(self) -> float:
+    return time.perf_counter() - self._start - self._paused
+
+
+def append_history(workdir: str, record: dict) -> None:
+  """One JSON line per periodic evaluation in workdir/eval_history.jsonl (process 0)."""
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, 'eval_history.jsonl'), 'a') as f:
+      f.write(json.dumps(record) + '\n')

@@ -131,10 +131,14 @@ class _Verified:
 
   def now(self):
     if self._pending is not None:
-      step_num, metrics = self._pending
+      step_num, metrics = self._pending  # metrics of the call's steps: [steps_per_call] each
       self._pending = None
-      values = {k: float(v) for k, v in parallel.unreplicate(metrics).items()}
-      if not all(np.isfinite(values[k]) for k in ('d_loss', 'g_loss', 'd_grad_norm', 'g_grad_norm')):
+      stacked = parallel.unreplicate(metrics)
+      finite = np.all([np.isfinite(stacked[k]) for k in ('d_loss', 'g_loss', 'd_grad_norm', 'g_grad_norm')], axis=0)
+      bad = int(np.argmin(finite)) if not finite.all() else None
+      values = {k: float(v[-1] if bad is None else v[bad]) for k, v in stacked.items()}
+      if bad is not None:
+        step_num = step_num - len(finite) + 1 + bad
         last = self._ckpt.latest_step()
         raise NonFiniteError(
             f'step {step_num} produced non-finite losses or gradients (d_loss={values["d_loss"]}, '
@@ -164,17 +168,27 @@ def _train(exp, ckpt, state, workdir):
   config = exp.config
   start, num_steps = int(state.step), config.train.num_steps
   writer = progress.Writer(workdir)
-  p_step = step.make_p_train_step(exp.spec, parallel.pmap_devices(exp.devices))
+  per_call = config.train.steps_per_call
+  if start % per_call:
+    raise UserError(f'the checkpoint is at step {start}, not a multiple of train.steps_per_call={per_call}; '
+                    'resume with the steps_per_call it was saved with.')
+  p_steps = step.make_p_train_steps(exp.spec, parallel.pmap_devices(exp.devices))
   rstate = parallel.replicate(state, len(exp.devices))
   meter, verified, eval_cache = progress.Progress(start, num_steps), _Verified(ckpt), {}
+  budget = config.train.time_budget_minutes
+  clock = progress.TrainClock()
   progress.log('Training %s/%s on %s for steps %d..%d (%d device(s), batch %d, k=%d).',
                config.model.generator, config.model.discriminator, config.data.name, start + 1,
                num_steps, len(exp.devices) * jax.process_count(), config.train.batch_size, config.train.k)
   done, saved = start, start
   with StopSignals() as stop:
     while done < num_steps and not stop.requested:
-      rstate, metrics = p_step(rstate, next(exp.iterator))
-      done += 1
+      if budget is not None and clock.train_seconds() >= 60 * budget:
+        progress.log('Time budget of %.1f training minutes reached at step %d.', budget, done)
+        break
+      batches = np.stack([next(exp.iterator) for _ in range(per_call)], axis=1)
+      rstate, metrics = p_steps(rstate, batches)
+      done += per_call
       verified.add(done, metrics)
       if done % config.log_every_steps == 0 or done == num_steps:
         m = verified.now()
@@ -182,16 +196,19 @@ def _train(exp, ckpt, state, workdir):
         progress.log(line)
         writer.scalars(done, {**m, 'steps_per_second': rate})
       if done % config.eval_every_steps == 0 or done == num_steps:
-        g_params = parallel.unreplicate(rstate.g_params)
-        write_samples(exp, g_params, done, workdir, writer)
-        quick = evaluate.periodic_metrics(exp, g_params, eval_cache)
-        if quick:
-          progress.log('eval at step %d: %s', done, ', '.join(f'{k} {v:.4g}' for k, v in quick.items()))
-          writer.scalars(done, quick, prefix='eval')
+        with clock.paused():
+          g_params = parallel.unreplicate(rstate.g_params)
+          write_samples(exp, g_params, done, workdir, writer)
+          quick = evaluate.periodic_metrics(exp, g_params, eval_cache)
+          if quick:
+            progress.log('eval at step %d: %s', done, ', '.join(f'{k} {v:.4g}' for k, v in quick.items()))
+            writer.scalars(done, quick, prefix='eval')
+            progress.append_history(workdir, {'step': done, 'train_seconds': clock.train_seconds(), **quick})
       if done % config.checkpoint_every_steps == 0 or done == num_steps:
-        verified.now()
-        ckpt.save(done, parallel.unreplicate(rstate), exp.iterator.get_state(), config)
-        saved = done
+        with clock.paused():
+          verified.now()
+          ckpt.save(done, parallel.unreplicate(rstate), exp.iterator.get_state(), config)
+          saved = done
     verified.now()
     if done != saved:
       ckpt.save(done, parallel.unreplicate(rstate), exp.iterator.get_state(), config)

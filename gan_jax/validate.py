@@ -33,6 +33,16 @@ def validate_config(config) -> None:
       raise UserError(f'optim.{name}.lr={o.lr} must be positive.')
     if o.name not in ('sgd', 'adam'):
       raise UserError(f'optim.{name}.name={o.name!r} is unknown; choose sgd or adam.')
+  if config.eval.periodic_parzen not in ('cheap', 'full'):
+    raise UserError(f'eval.periodic_parzen={config.eval.periodic_parzen!r} is unknown; choose cheap or full.')
+  budget = t.time_budget_minutes
+  if budget is not None and budget <= 0:
+    raise UserError(f'train.time_budget_minutes={budget} must be positive (or None for no budget).')
+  per_call = t.steps_per_call
+  if per_call < 1:
+    raise UserError(f'train.steps_per_call={per_call} must be >= 1.')
   for key in ('log_every_steps', 'eval_every_steps', 'checkpoint_every_steps'):
-    if config[key] < 1:
-      raise UserError(f'{key}={config[key]} must be >= 1.')
+    if config[key] < 1 or config[key] % per_call:
+      raise UserError(f'{key}={config[key]} must be a positive multiple of train.steps_per_call={per_call}.')
+  if t.num_steps % per_call:
+    raise UserError(f'train.num_steps={t.num_steps} must be a multiple of train.steps_per_call={per_call}.')

@@ -93,3 +93,15 @@ def test_cifar10_config_trains_on_mock_data(tmp_path, cifar10_mock):
   assert int(final.step) == 3
   assert all(np.all(np.isfinite(x)) for x in __import__('jax').tree.leaves(final.g_params))
   assert os.path.exists(tmp_path / 'wd' / 'samples' / 'step_0000003.png')
+
+
+def test_several_steps_per_dispatch_equal_one_step_per_dispatch(tmp_path):
+  one = train.train_and_evaluate(ring(20), str(tmp_path / 'one'))
+  c = ring(20)
+  c.train.steps_per_call = 5
+  fused = train.train_and_evaluate(c, str(tmp_path / 'fused'))
+  chex.assert_trees_all_close(one, fused, rtol=1e-5, atol=1e-6)
+  assert int(fused.step) == 20
+  c.train.steps_per_call = 3
+  r = launch(tmp_path / 'bad', '--config.train.steps_per_call=3')
+  assert r.returncode == 2 and 'multiple of train.steps_per_call=3' in r.stderr
