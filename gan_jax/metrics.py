@@ -8,7 +8,10 @@ def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
   """‖μa - μb‖² + Tr(Σa + Σb - 2(ΣaΣb)^½) between Gaussians fitted to two feature sets."""
   a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
   mu_a, mu_b = a.mean(0), b.mean(0)
-  cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+  # a small ridge keeps the product's square root defined when features are never active
+  # (ReLU units that stay at 0 make the covariances singular)
+  ridge = 1e-6 * np.eye(a.shape[1])
+  cov_a, cov_b = np.cov(a, rowvar=False) + ridge, np.cov(b, rowvar=False) + ridge
   covmean = scipy.linalg.sqrtm(cov_a @ cov_b)
   if np.iscomplexobj(covmean):
     covmean = covmean.real  # imaginary parts are numerical noise for PSD products
