@@ -38,9 +38,8 @@ def main(argv):
     # CPU collectives between processes go through gloo, jax's default for CPU.
     jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
                                num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
-  from gan_jax import evaluate, train
+  from gan_jax import evaluate, progress, train
   from gan_jax.errors import NonFiniteError, UserError
-  from gan_jax import progress
   progress.quiet_library_logs()
   try:
     if FLAGS.mode == 'train':
@@ -49,12 +48,9 @@ def main(argv):
       evaluate.evaluate(train.setup(config), FLAGS.workdir, FLAGS.step)
     else:
       evaluate.sample(train.setup(config), FLAGS.workdir, FLAGS.step)
-  except NonFiniteError as e:
+  except UserError as e:  # a diverged run (NonFiniteError) exits 3, other fixable problems 2
     print(f'error: {e}', file=sys.stderr)
-    sys.exit(3)
-  except UserError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
+    sys.exit(3 if isinstance(e, NonFiniteError) else 2)
 
 
 if __name__ == '__main__':

@@ -45,7 +45,7 @@ def jax_setup():
   import jax
   import numpy as np
   from configs import mnist
-  from gan_jax import input_pipeline, parallel, step, train
+  from gan_jax import parallel, step, train
   c = mnist.get_config()
   c.data.manual_dir, c.data.data_dir, c.mesh.num_devices = FLAGS.manual_dir, FLAGS.data_dir, 1
   c.mesh.platform = FLAGS.platform

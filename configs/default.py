@@ -86,7 +86,8 @@ def get_config():
 
 
 def toy_config(data_name: str, noise: str, noise_dim: int, hidden: int, num_examples: int):
-  """Shared settings of the low-dimensional synthetic experiments: small MLPs, raw coordinates."""
+  """Shared settings of the low-dimensional synthetic experiments: small MLPs on raw
+  coordinates, batch 256, Adam 1e-3 for both players."""
   c = get_config()
   c.data.name = data_name
   c.data.train_split, c.data.eval_split, c.data.scale = 'train', 'test', 'none'
@@ -96,4 +97,7 @@ def toy_config(data_name: str, noise: str, noise_dim: int, hidden: int, num_exam
   c.model.g_output, c.model.g_output_bias = 'linear', 'none'
   c.model.g_kwargs = ml_collections.ConfigDict(dict(hidden=hidden, depth=2))
   c.model.d_kwargs = ml_collections.ConfigDict(dict(hidden=hidden, depth=2))
+  c.train.batch_size = 256
+  c.optim.g = adam(1e-3)
+  c.optim.d = adam(1e-3)
   return c

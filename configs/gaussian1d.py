@@ -4,10 +4,7 @@ from configs import default
 
 def get_config():
   c = default.toy_config('gaussian1d', noise='uniform', noise_dim=1, hidden=64, num_examples=50_000)
-  c.train.batch_size = 256
   c.train.num_steps = 4000
-  c.optim.g = default.adam(1e-3)
-  c.optim.d = default.adam(1e-3)
   c.log_every_steps = 500
   c.eval_every_steps = 1000
   c.checkpoint_every_steps = 100

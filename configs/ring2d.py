@@ -4,10 +4,7 @@ from configs import default
 
 def get_config():
   c = default.toy_config('ring2d', noise='gaussian', noise_dim=16, hidden=128, num_examples=100_000)
-  c.train.batch_size = 256
   c.train.num_steps = 3000
-  c.optim.g = default.adam(1e-3)
-  c.optim.d = default.adam(1e-3)
   c.log_every_steps = 250
   c.eval_every_steps = 1000
   c.checkpoint_every_steps = 1000

@@ -74,15 +74,16 @@ def train(images, labels, epochs: int = 4, batch: int = 128, seed: int = 0):
   return params
 
 
-def load_or_train(path: str, train_images, train_labels, test_images, test_labels, epochs: int = 4,
+def load_or_train(path: str, load_train, test_images, test_labels, epochs: int = 4,
                   min_accuracy: float = 0.99):
-  """The cached classifier at `path`, trained (and saved there) on first use."""
-  template = Classifier().init(jax.random.PRNGKey(0), jnp.zeros((1,) + train_images.shape[1:]))
+  """The cached classifier at `path`, trained (and saved there) on first use. `load_train()`
+  returns (images, labels) and is called only when there is no cached classifier."""
+  template = Classifier().init(jax.random.PRNGKey(0), jnp.zeros((1,) + test_images.shape[1:]))
   if os.path.exists(path):
     with open(path, 'rb') as f:
       return serialization.from_bytes(template, f.read())
   logging.info('Training the evaluation classifier (cached afterwards at %s).', path)
-  params = train(train_images, train_labels, epochs=epochs)
+  params = train(*load_train(), epochs=epochs)
   acc = accuracy(params, test_images, test_labels)
   logging.info('Evaluation classifier test accuracy: %.4f', acc)
   if acc < min_accuracy:

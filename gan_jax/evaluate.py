@@ -23,9 +23,8 @@ RING_STD = 0.02  # the ring2d source's per-mode standard deviation
 
 def generate(exp, g_params, n: int, seed: int, batch: int = 1000) -> np.ndarray:
   """n fair samples of G, from z drawn with `seed`."""
-  apply = jax.jit(exp.spec.g.apply)
   z = sample_noise(jax.random.PRNGKey(seed), (n, exp.spec.noise_dim), exp.spec.noise)
-  return np.concatenate([np.asarray(apply(g_params, z[i:i + batch])) for i in range(0, n, batch)])
+  return np.concatenate([np.asarray(exp.sample(g_params, z[i:i + batch])) for i in range(0, n, batch)])
 
 
 def load_state(exp, workdir: str, step=None):
@@ -56,8 +55,7 @@ def default_classifier_path(config) -> str:
 
 def classifier_metrics(exp, samples, test_images, test_labels) -> dict:
   cfg = exp.config
-  train_images, train_labels = _split(exp, 'train')
-  params = classifier.load_or_train(default_classifier_path(cfg), train_images, train_labels,
+  params = classifier.load_or_train(default_classifier_path(cfg), lambda: _split(exp, 'train'),
                                     test_images, test_labels, epochs=cfg.eval.classifier_epochs)
   gen_probs, gen_feats = classifier.batched_predict(params, samples)
   _, test_feats = classifier.batched_predict(params, test_images)
@@ -86,16 +84,16 @@ def periodic_metrics(exp, g_params, cache: dict) -> dict:
   """Cheap numbers for the training log: Parzen on a small sample and validation set (σ chosen
   there too), or ring mode coverage. The full protocol is --mode=eval."""
   cfg = exp.config
+  if cfg.data.name in input_pipeline.SYNTHETIC and cfg.data.name != 'ring2d':
+    return {}
   samples = generate(exp, g_params, cfg.eval.periodic_num_samples, cfg.seed + 3)
   if cfg.data.name == 'ring2d':
     return metrics.ring_modes(samples, input_pipeline.ring2d_modes(), RING_STD)
-  if cfg.data.name in input_pipeline.SYNTHETIC:
-    return {}
   if cfg.eval.periodic_parzen == 'full':
     if 'test' not in cache:
       cache['valid'], cache['test'] = _split(exp, cfg.data.valid_split)[0], _split(exp, cfg.data.eval_split)[0]
-    full = generate(exp, g_params, cfg.eval.num_samples, cfg.seed + 1)
-    return parzen.evaluate(full, cache['valid'], cache['test'])
+    return parzen.evaluate(generate(exp, g_params, cfg.eval.num_samples, cfg.seed + 1),
+                           cache['valid'], cache['test'])
   if 'valid' not in cache:
     cache['valid'] = _split(exp, cfg.data.valid_split)[0][:cfg.eval.periodic_valid_examples]
   ll = parzen.log_likelihoods(cache['valid'], samples, parzen.SIGMAS).mean(axis=1)
@@ -143,7 +141,7 @@ def sample(exp, workdir: str, step=None) -> list:
     z = sample_noise(jax.random.PRNGKey(cfg.seed + 4), (2, 8, cfg.model.noise_dim), cfg.model.noise)
     t = jnp.linspace(0.0, 1.0, 10)[None, :, None]
     zs = (1 - t) * z[0][:, None] + t * z[1][:, None]           # [8 rows, 10 steps, noise_dim]
-    images = np.asarray(exp.spec.g.apply(state.g_params, zs.reshape(-1, cfg.model.noise_dim)))
+    images = np.asarray(exp.sample(state.g_params, zs.reshape(-1, cfg.model.noise_dim)))
     paths.append(figures.figure3(images.reshape((8, 10) + images.shape[1:]), cfg.data.scale,
                                  os.path.join(out_dir, f'figure3_step_{step:07d}.png')))
   for p in paths:

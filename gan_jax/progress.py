@@ -54,10 +54,6 @@ class Writer:
     if self._w:
       self._w.add_image(tag, image_hwc, step, dataformats='HWC')
 
-  def flush(self) -> None:
-    if self._w:
-      self._w.flush()
-
   def close(self) -> None:
     if self._w:
       self._w.close()

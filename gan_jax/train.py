@@ -5,7 +5,6 @@ import os
 import signal
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import evaluate, figure1, figures, input_pipeline, parallel, progress, step
@@ -24,6 +23,7 @@ class Experiment:
   train_data: np.ndarray
   iterator: input_pipeline.BatchIterator
   init_state: step.GANState
+  sample: callable  # jitted G.apply(g_params, z), compiled once per run
 
 
 def setup(config) -> Experiment:
@@ -44,7 +44,7 @@ def setup(config) -> Experiment:
       g_loss=config.train.g_loss, k=config.train.k, update=config.train.update_mode)
   data_mean = data.mean(axis=0) if config.model.g_output_bias == 'marginals' else None
   state = step.create_state(spec, config.seed, data.shape[1:], data_mean)
-  return Experiment(config, devices, spec, data, iterator, state)
+  return Experiment(config, devices, spec, data, iterator, state, jax.jit(g.apply))
 
 
 def restore_or_init(exp: Experiment, ckpt: Checkpoints):
@@ -72,7 +72,7 @@ def fixed_noise(config, n: int):
 
 def write_samples(exp: Experiment, g_params, step_num: int, workdir: str, writer) -> str:
   cfg = exp.config
-  samples = np.asarray(jax.jit(exp.spec.g.apply)(g_params, fixed_noise(cfg, cfg.num_samples)))
+  samples = np.asarray(exp.sample(g_params, fixed_noise(cfg, cfg.num_samples)))
   path = os.path.join(workdir, 'samples', f'step_{step_num:07d}.png')
   if jax.process_index() == 0:
     reference = exp.train_data[:2000] if samples.ndim == 2 else None
