@@ -40,8 +40,8 @@ def read_history(workdir):
     return [json.loads(line) for line in f if line.strip()]
 
 
-def time_to(history, target):
-  hits = [h['train_seconds'] for h in history if h.get('parzen_ll', -math.inf) >= target]
+def time_to(history, target, prefix=''):
+  hits = [h['train_seconds'] for h in history if h.get(prefix + 'parzen_ll', -math.inf) >= target]
   return min(hits) / 60 if hits else None
 
 
@@ -52,7 +52,10 @@ def plot(runs, path, name):
   fig, ax = plt.subplots(figsize=(7, 4.5))
   for seed, run in runs.items():
     h = run['history']
-    ax.plot([r['train_seconds'] / 60 for r in h], [r['parzen_ll'] for r in h], marker='o', ms=3, label=f'seed {seed}')
+    minutes = [r['train_seconds'] / 60 for r in h]
+    ax.plot(minutes, [r['parzen_ll'] for r in h], marker='o', ms=3, label=f'seed {seed}')
+    if h and 'raw_g/parzen_ll' in h[0]:
+      ax.plot(minutes, [r['raw_g/parzen_ll'] for r in h], ls=':', marker='.', ms=3, label=f'seed {seed}, raw G')
   ax.axhline(TARGET, color='k', ls='--', lw=1, label='paper: 225 ± 2')
   ax.set_xlabel('training minutes (this machine)')
   ax.set_ylabel('Parzen log-likelihood (MNIST test)')
@@ -73,11 +76,15 @@ def markdown(runs, name, minutes):
   lines += ['', '| seed | steps | train min | Parzen | σ | Fréchet dist. | classifier score | classes ≥1% | min to 225 |',
             '|---|---|---|---|---|---|---|---|---|']
   for seed, r in runs.items():
-    e, t = r['eval'], time_to(r['history'], TARGET)
-    lines.append(f'| {seed} | {e["step"]} | {r["minutes"]:.1f} | {e["parzen_ll"]:.1f} ± {e["parzen_se"]:.1f} | '
-                 f'{e["parzen_sigma"]:.3f} | {e.get("frechet_distance", float("nan")):.2f} | '
-                 f'{e.get("classifier_score", float("nan")):.2f} | {e.get("classes_covered", "-")} | '
-                 f'{"%.1f" % t if t is not None else "not reached"} |')
+    for prefix in ('', 'raw_g/'):  # raw_g/: the raw G of a run that samples a moving average
+      e, t = r['eval'], time_to(r['history'], TARGET, prefix)
+      if prefix + 'parzen_ll' not in e:
+        continue
+      get = lambda key: e.get(prefix + key, float('nan'))
+      lines.append(f'| {seed}{" (raw G)" if prefix else ""} | {e["step"]} | {r["minutes"]:.1f} | '
+                   f'{get("parzen_ll"):.1f} ± {get("parzen_se"):.1f} | {get("parzen_sigma"):.3f} | '
+                   f'{get("frechet_distance"):.2f} | {get("classifier_score"):.2f} | '
+                   f'{e.get(prefix + "classes_covered", "-")} | {"%.1f" % t if t is not None else "not reached"} |')
   return '\n'.join(lines)
 
 

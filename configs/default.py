@@ -49,8 +49,12 @@ def get_config():
   # is ConfigDict.update, a method, and could not be set from the command line.
   c.train.update_mode = 'alternating'
   c.train.g_loss = 'non_saturating'
+  # > 0: also keep an exponential moving average of G's weights, updated after every G step,
+  # and sample from it in evaluation (not in the paper; configs/mnist_ema.py).
+  c.train.ema_decay = 0.0
   c.train.steps_per_call = 1   # iterations per dispatch (lax.scan); intervals must be multiples
-  c.train.time_budget_minutes = config_dict.placeholder(float)  # stop after this much training time
+  # Stop after this many minutes of training (the whole run: time before a resume counts).
+  c.train.time_budget_minutes = config_dict.placeholder(float)
 
   c.optim = ml_collections.ConfigDict()
   c.optim.g = sgd()

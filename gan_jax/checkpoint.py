@@ -9,6 +9,8 @@ from gan_jax.errors import UserError
 
 # Config entries that determine the shapes and structure of the saved state.
 STRUCTURE_KEYS = ('data.name', 'model', 'optim.g.name', 'optim.d.name')
+# ... and whether the state holds a moving average of G (any decay restores into either).
+STRUCTURE_FLAGS = {'train.ema_decay > 0': lambda cfg: bool(_lookup(cfg, 'train.ema_decay') or 0)}
 
 
 def _lookup(cfg: dict, dotted: str):
@@ -42,6 +44,8 @@ class Checkpoints:
     now = config_to_dict(config)
     diffs = [f'{key}: saved {_lookup(saved, key)!r}, now {_lookup(now, key)!r}'
              for key in STRUCTURE_KEYS if _lookup(saved, key) != _lookup(now, key)]
+    diffs += [f'{name}: saved {flag(saved)}, now {flag(now)}'
+              for name, flag in STRUCTURE_FLAGS.items() if flag(saved) != flag(now)]
     if diffs:
       raise UserError(f'the workdir holds a checkpoint (step {step}) from an incompatible config ('
                       + '; '.join(diffs) + '). Use a new --workdir, or the config it was made with.')

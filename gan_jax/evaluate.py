@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax import classifier, figures, input_pipeline, metrics, parzen, progress
+from gan_jax import classifier, figures, input_pipeline, metrics, parzen, progress, step as step_lib
 from gan_jax.checkpoint import Checkpoints
 from gan_jax.errors import UserError
 from gan_jax.models import sample_noise
@@ -24,7 +24,11 @@ RING_STD = 0.02  # the ring2d source's per-mode standard deviation
 def generate(exp, g_params, n: int, seed: int, batch: int = 1000) -> np.ndarray:
   """n fair samples of G, from z drawn with `seed`."""
   z = sample_noise(jax.random.PRNGKey(seed), (n, exp.spec.noise_dim), exp.spec.noise)
-  return np.concatenate([np.asarray(exp.sample(g_params, z[i:i + batch])) for i in range(0, n, batch)])
+  samples = np.concatenate([np.asarray(exp.sample(g_params, z[i:i + batch])) for i in range(0, n, batch)])
+  if not np.all(np.isfinite(samples)):  # NaN distances would make Parzen report nonsense (~1e3)
+    raise UserError(f'the generator produced {int(np.sum(~np.isfinite(samples)))} non-finite values '
+                    'in its samples: training diverged before this checkpoint; evaluate an earlier step.')
+  return samples
 
 
 def load_state(exp, workdir: str, step=None):
@@ -103,8 +107,11 @@ def periodic_metrics(exp, g_params, cache: dict) -> dict:
 def evaluate(exp, workdir: str, step=None) -> dict:
   state, step = load_state(exp, workdir, step)
   cfg = exp.config
-  samples = generate(exp, state.g_params, cfg.eval.num_samples, cfg.seed + 1)
+  samples = generate(exp, step_lib.sampling_params(state), cfg.eval.num_samples, cfg.seed + 1)
   result = {'step': step, 'num_samples': len(samples), **evaluate_samples(exp, samples)}
+  if state.g_ema is not None:  # the raw G beside its moving average: what the average adds
+    raw = evaluate_samples(exp, generate(exp, state.g_params, cfg.eval.num_samples, cfg.seed + 1))
+    result.update({f'raw_g/{k}': v for k, v in raw.items() if k != 'classifier_test_accuracy'})
   if jax.process_index() == 0:
     with open(os.path.join(workdir, 'eval.json'), 'w') as f:
       json.dump(result, f, indent=2)
@@ -128,8 +135,9 @@ def sample(exp, workdir: str, step=None) -> list:
   """Writes pictures from a checkpoint without training: a sample grid, and for images the
   paper's Figure 2 (nearest training example) and Figure 3 (z interpolations)."""
   state, step = load_state(exp, workdir, step)
+  g_params = step_lib.sampling_params(state)
   cfg, out_dir = exp.config, os.path.join(workdir, 'samples')
-  samples = generate(exp, state.g_params, cfg.num_samples, cfg.seed + 2)
+  samples = generate(exp, g_params, cfg.num_samples, cfg.seed + 2)
   paths = [os.path.join(out_dir, f'sample_step_{step:07d}.png')]
   if jax.process_index() != 0:
     return paths
@@ -141,7 +149,7 @@ def sample(exp, workdir: str, step=None) -> list:
     z = sample_noise(jax.random.PRNGKey(cfg.seed + 4), (2, 8, cfg.model.noise_dim), cfg.model.noise)
     t = jnp.linspace(0.0, 1.0, 10)[None, :, None]
     zs = (1 - t) * z[0][:, None] + t * z[1][:, None]           # [8 rows, 10 steps, noise_dim]
-    images = np.asarray(exp.sample(state.g_params, zs.reshape(-1, cfg.model.noise_dim)))
+    images = np.asarray(exp.sample(g_params, zs.reshape(-1, cfg.model.noise_dim)))
     paths.append(figures.figure3(images.reshape((8, 10) + images.shape[1:]), cfg.data.scale,
                                  os.path.join(out_dir, f'figure3_step_{step:07d}.png')))
   for p in paths:

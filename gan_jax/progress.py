@@ -74,10 +74,12 @@ def log(msg: str, *args) -> None:
 
 
 class TrainClock:
-  """Wall-clock seconds spent training, evaluation and checkpoint pauses left out."""
+  """Wall-clock seconds spent training, evaluation and checkpoint pauses left out; `before`: the
+  seconds of earlier sessions of the same run (from its checkpoint), so budgets and the Parzen
+  history count the whole run across resumes."""
 
-  def __init__(self):
-    self._start, self._paused = time.perf_counter(), 0.0
+  def __init__(self, before: float = 0.0):
+    self._start, self._paused = time.perf_counter(), -float(before)
 
   @contextlib.contextmanager
   def paused(self):

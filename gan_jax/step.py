@@ -27,6 +27,7 @@ class GANState:
   g_opt_state: Any
   d_opt_state: Any
   rng: jax.Array
+  g_ema: Any = None  # debiased exponential moving average of g_params; None when spec.ema_decay == 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +42,7 @@ class GANSpec:
   g_loss: str = 'non_saturating'
   k: int = 1
   update: str = 'alternating'
+  ema_decay: float = 0.0  # > 0: keep an EMA of G's weights (sampled at evaluation)
   axis_name: Any = None
 
 
@@ -57,7 +59,12 @@ def create_state(spec: GANSpec, seed: int, data_shape, data_mean=None) -> GANSta
     g_params['params']['out']['bias'] = jnp.asarray(np.log(p / (1 - p)), jnp.float32)
   return GANState(step=jnp.zeros((), jnp.int32), g_params=g_params, d_params=d_params,
                   g_opt_state=spec.g_tx.init(g_params), d_opt_state=spec.d_tx.init(d_params),
-                  rng=train_key)
+                  rng=train_key, g_ema=jax.tree.map(jnp.copy, g_params) if spec.ema_decay > 0 else None)
+
+
+def sampling_params(state: GANState):
+  """The generator weights to sample from: the EMA when the run keeps one."""
+  return state.g_params if state.g_ema is None else state.g_ema
 
 
 def _pmean(spec, tree):
@@ -123,7 +130,15 @@ def _apply_d(spec, state, grads):
 
 def _apply_g(spec, state, grads):
   updates, opt_state = spec.g_tx.update(grads, state.g_opt_state, state.g_params)
-  return state.replace(g_params=optax.apply_updates(state.g_params, updates), g_opt_state=opt_state)
+  g_params = optax.apply_updates(state.g_params, updates)
+  g_ema = None
+  if state.g_ema is not None:
+    # Debiased (as Adam's moments): after t updates, the average of G_1..G_t with weights
+    # ∝ decay^(t-i); the initial G gets no weight, however long the horizon 1/(1-decay).
+    t = (state.step + 1).astype(jnp.float32)
+    step_size = (1 - spec.ema_decay) / (1 - spec.ema_decay ** t)
+    g_ema = optax.incremental_update(g_params, state.g_ema, step_size=step_size)
+  return state.replace(g_params=g_params, g_opt_state=opt_state, g_ema=g_ema)
 
 
 def d_update(spec, state, real, key):

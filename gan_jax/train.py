@@ -41,16 +41,18 @@ def setup(config) -> Experiment:
       g=g, d=d, noise_dim=config.model.noise_dim, noise=config.model.noise,
       g_tx=make_optimizer(config.optim.g, max(1, d_updates_per_epoch // config.train.k)),
       d_tx=make_optimizer(config.optim.d, d_updates_per_epoch),
-      g_loss=config.train.g_loss, k=config.train.k, update=config.train.update_mode)
+      g_loss=config.train.g_loss, k=config.train.k, update=config.train.update_mode,
+      ema_decay=config.train.ema_decay)
   data_mean = data.mean(axis=0) if config.model.g_output_bias == 'marginals' else None
   state = step.create_state(spec, config.seed, data.shape[1:], data_mean)
   return Experiment(config, devices, spec, data, iterator, state, jax.jit(g.apply))
 
 
 def restore_or_init(exp: Experiment, ckpt: Checkpoints):
+  """(state, training seconds so far) from the newest checkpoint, or the initial state."""
   latest = ckpt.latest_step()
   if latest is None:
-    return exp.init_state
+    return exp.init_state, 0.0
   ckpt.check_compatible(latest, exp.config)
   state, data_state = ckpt.restore(latest, exp.init_state)
   # inject_hyperparams keeps constant hyperparameters in the optimizer state: take them from
@@ -61,7 +63,7 @@ def restore_or_init(exp: Experiment, ckpt: Checkpoints):
       d_opt_state=state.d_opt_state._replace(hyperparams=exp.init_state.d_opt_state.hyperparams))
   exp.iterator.set_state(data_state)
   progress.log('Resumed from the checkpoint at step %d in %s', latest, ckpt.directory)
-  return state
+  return state, float(data_state.get('train_seconds', 0.0))  # absent in checkpoints before it was kept
 
 
 def fixed_noise(config, n: int):
@@ -156,15 +158,15 @@ def train_and_evaluate(config, workdir: str):
   check_workdir(workdir)
   ckpt = Checkpoints(workdir, config.max_checkpoints_to_keep, config.keep_checkpoints_every_steps)
   try:
-    state = restore_or_init(exp, ckpt)
-    final = _train(exp, ckpt, state, workdir)
+    state, train_seconds = restore_or_init(exp, ckpt)
+    final = _train(exp, ckpt, state, workdir, train_seconds)
   finally:
     ckpt.wait()
     ckpt.close()
   return final
 
 
-def _train(exp, ckpt, state, workdir):
+def _train(exp, ckpt, state, workdir, train_seconds=0.0):
   config = exp.config
   start, num_steps = int(state.step), config.train.num_steps
   writer = progress.Writer(workdir)
@@ -176,7 +178,8 @@ def _train(exp, ckpt, state, workdir):
   rstate = parallel.replicate(state, len(exp.devices))
   meter, verified, eval_cache = progress.Progress(start, num_steps), _Verified(ckpt), {}
   budget = config.train.time_budget_minutes
-  clock = progress.TrainClock()
+  clock = progress.TrainClock(train_seconds)
+  position = lambda: {**exp.iterator.get_state(), 'train_seconds': clock.train_seconds()}
   progress.log('Training %s/%s on %s for steps %d..%d (%d device(s), batch %d, k=%d).',
                config.model.generator, config.model.discriminator, config.data.name, start + 1,
                num_steps, len(exp.devices) * jax.process_count(), config.train.batch_size, config.train.k)
@@ -197,9 +200,12 @@ def _train(exp, ckpt, state, workdir):
         writer.scalars(done, {**m, 'steps_per_second': rate})
       if done % config.eval_every_steps == 0 or done == num_steps:
         with clock.paused():
-          g_params = parallel.unreplicate(rstate.g_params)
+          g_params = parallel.unreplicate(step.sampling_params(rstate))
           write_samples(exp, g_params, done, workdir, writer)
           quick = evaluate.periodic_metrics(exp, g_params, eval_cache)
+          if quick and rstate.g_ema is not None:  # what the EMA adds, measured at every evaluation
+            raw = evaluate.periodic_metrics(exp, parallel.unreplicate(rstate.g_params), eval_cache)
+            quick.update({f'raw_g/{k}': v for k, v in raw.items()})
           if quick:
             progress.log('eval at step %d: %s', done, ', '.join(f'{k} {v:.4g}' for k, v in quick.items()))
             writer.scalars(done, quick, prefix='eval')
@@ -207,11 +213,11 @@ def _train(exp, ckpt, state, workdir):
       if done % config.checkpoint_every_steps == 0 or done == num_steps:
         with clock.paused():
           verified.now()
-          ckpt.save(done, parallel.unreplicate(rstate), exp.iterator.get_state(), config)
+          ckpt.save(done, parallel.unreplicate(rstate), position(), config)
           saved = done
     verified.now()
     if done != saved:
-      ckpt.save(done, parallel.unreplicate(rstate), exp.iterator.get_state(), config)
+      ckpt.save(done, parallel.unreplicate(rstate), position(), config)
     if stop.requested:
       progress.log('Stopped by %s at step %d; checkpoint saved. Run the same command to resume.',
                    stop.requested, done)

@@ -38,6 +38,8 @@ def validate_config(config) -> None:
   budget = t.time_budget_minutes
   if budget is not None and budget <= 0:
     raise UserError(f'train.time_budget_minutes={budget} must be positive (or None for no budget).')
+  if not 0.0 <= t.ema_decay < 1.0:
+    raise UserError(f'train.ema_decay={t.ema_decay} must be in [0, 1) (0: no moving average of G).')
   per_call = t.steps_per_call
   if per_call < 1:
     raise UserError(f'train.steps_per_call={per_call} must be >= 1.')

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -84,6 +85,19 @@ def test_ring_mode_metrics():
   collapsed = metrics.ring_modes(np.repeat(modes[:1], 100, axis=0) + 0.01, modes, 0.02)
   assert collapsed['modes_covered'] == 1
   assert metrics.ring_modes(np.zeros((100, 2)), modes, 0.02)['high_quality_fraction'] == 0.0
+
+
+def test_non_finite_samples_are_refused_not_scored():
+  from configs import ring2d
+  from gan_jax import evaluate, train
+  from gan_jax.errors import UserError
+  c = ring2d.get_config()
+  c.mesh.num_devices = 1
+  exp = train.setup(c)
+  assert np.all(np.isfinite(evaluate.generate(exp, exp.init_state.g_params, 10, 0)))
+  broken = jax.tree.map(lambda a: np.full_like(a, np.nan), exp.init_state.g_params)
+  with pytest.raises(UserError, match='non-finite values'):
+    evaluate.generate(exp, broken, 10, 0)
 
 
 def launch(workdir, mode, extra):

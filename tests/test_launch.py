@@ -5,10 +5,12 @@ import subprocess
 import sys
 
 import chex
+import jax
 import numpy as np
 
 from configs import cifar10, ring2d
 from gan_jax import train
+from gan_jax.checkpoint import Checkpoints
 from tests.conftest import ROOT
 
 
@@ -23,7 +25,10 @@ def ring(steps, **kw):
   c.mesh.num_devices = 1
   c.log_every_steps = c.eval_every_steps = c.checkpoint_every_steps = 5
   for k, v in kw.items():
-    c[k] = v
+    if isinstance(v, dict):
+      c[k].update(v)
+    else:
+      c[k] = v
   return c
 
 
@@ -44,9 +49,23 @@ def test_launch_trains_writes_and_resumes(tmp_path):
 def test_resumed_run_equals_uninterrupted_run_bit_for_bit(tmp_path):
   whole = train.train_and_evaluate(ring(20), str(tmp_path / 'whole'))
   train.train_and_evaluate(ring(10), str(tmp_path / 'split'))
+  target = jax.tree.map(jax.numpy.asarray, whole)
+  first = Checkpoints(str(tmp_path / 'split')).restore(10, target)[1]['train_seconds']
   resumed = train.train_and_evaluate(ring(20), str(tmp_path / 'split'))
   chex.assert_trees_all_equal(whole, resumed)
   assert int(resumed.step) == 20
+  # the training clock (time budgets, Parzen-vs-time history) goes on from where it stopped
+  assert Checkpoints(str(tmp_path / 'split')).restore(20, target)[1]['train_seconds'] > first > 0
+
+
+def test_resumed_run_with_ema_equals_uninterrupted_run_bit_for_bit(tmp_path):
+  whole = train.train_and_evaluate(ring(20, train=dict(ema_decay=0.9)), str(tmp_path / 'whole'))
+  train.train_and_evaluate(ring(10, train=dict(ema_decay=0.9)), str(tmp_path / 'split'))
+  resumed = train.train_and_evaluate(ring(20, train=dict(ema_decay=0.9)), str(tmp_path / 'split'))
+  chex.assert_trees_all_equal(whole, resumed)
+  assert whole.g_ema is not None
+  r = launch(tmp_path / 'split', '--config.train.num_steps=30', '--config.mesh.num_devices=1')
+  assert r.returncode == 2 and 'train.ema_decay > 0: saved True, now False' in r.stderr, r.stderr[-1500:]
 
 
 def test_bad_inputs_fail_clearly_and_write_nothing(tmp_path):
@@ -57,6 +76,7 @@ def test_bad_inputs_fail_clearly_and_write_nothing(tmp_path):
       (['--config.optim.d.lr=-0.1'], 'optim.d.lr=-0.1 must be positive'),
       (['--config.mesh.platform=cpu', '--config.mesh.num_devices=3'], 'not divisible by the 3 devices'),
       (['--config.train.update_mode=simultaneous', '--config.train.k=2'], 'train.k must be 1'),
+      (['--config.train.ema_decay=1.0'], 'train.ema_decay=1.0 must be in [0, 1)'),
   ]
   for i, (overrides, message) in enumerate(cases):
     wd = tmp_path / f'case{i}'

@@ -14,11 +14,12 @@ from tests.conftest import tiny_paper_config
 SHAPE = (28, 28, 1)
 
 
-def make_spec(k, update='alternating', g_loss='non_saturating'):
+def make_spec(k, update='alternating', g_loss='non_saturating', ema_decay=0.0):
   c = tiny_paper_config(mnist.get_config())  # paper layers (maxout, dropout) and schedules, narrow
   g, d = models.make_models(c.model, SHAPE)
   return step.GANSpec(g, d, make_optimizer(c.optim.g, 500), make_optimizer(c.optim.d, 500),
-                      noise_dim=c.model.noise_dim, noise=c.model.noise, g_loss=g_loss, k=k, update=update)
+                      noise_dim=c.model.noise_dim, noise=c.model.noise, g_loss=g_loss, k=k,
+                      update=update, ema_decay=ema_decay)
 
 
 def real_batches(k, batch, seed=0):
@@ -110,3 +111,25 @@ def test_steps_are_deterministic_and_move_both_players(g_loss):
   chex.assert_trees_all_equal(a, b)
   for before, after in ((state.g_params, a.g_params), (state.d_params, a.d_params)):
     assert not np.array_equal(before['params']['Dense_0']['kernel'], after['params']['Dense_0']['kernel'])
+
+
+@pytest.mark.parametrize('update', ['alternating', 'simultaneous'])
+def test_ema_of_g_follows_its_recurrence_and_leaves_training_unchanged(update):
+  decay = 0.75  # far from 1, so a wrong recurrence shows in a few steps
+  with_ema, without = make_spec(1, update, ema_decay=decay), make_spec(1, update)
+  fns = [jax.jit(functools.partial(step.train_step, s)) for s in (with_ema, without)]
+  states = [step.create_state(s, 0, SHAPE, np.full(SHAPE, 0.2)) for s in (with_ema, without)]
+  assert states[1].g_ema is None and step.sampling_params(states[1]) is states[1].g_params
+  initial = states[0].g_params
+  total = jax.tree.map(lambda a: np.zeros(a.shape, np.float64), initial)
+  for t in range(1, 5):  # debiased: sum_i decay^(t-i) G_i / sum_i decay^(t-i), G_0 excluded
+    states = [fn(st, real_batches(1, 16, seed=t))[0] for fn, st in zip(fns, states)]
+    total = jax.tree.map(lambda s, g: decay * s + np.asarray(g, np.float64), total, states[0].g_params)
+  norm = sum(decay ** i for i in range(4))
+  assert_trees_close(states[0].g_ema, jax.tree.map(lambda s: (s / norm).astype(np.float32), total))
+  chex.assert_trees_all_equal(states[0].g_params, states[1].g_params)  # EMA only watches
+  chex.assert_trees_all_equal(states[0].d_params, states[1].d_params)
+  assert step.sampling_params(states[0]) is states[0].g_ema
+  moved = jax.tree.map(lambda a, b: float(np.abs(a - b).max()), states[0].g_params, initial)
+  lag = jax.tree.map(lambda a, b: float(np.abs(a - b).max()), states[0].g_params, states[0].g_ema)
+  assert max(jax.tree.leaves(lag)) > 0.1 * max(jax.tree.leaves(moved)) > 0  # it does lag behind G
