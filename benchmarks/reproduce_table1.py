@@ -23,7 +23,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', 'configs/mnist.py', 'Experiment config file.', lock_config=True)
-flags.DEFINE_integer('seeds', 1, 'Number of seeds (0, 1, ...), each trained from scratch.')
+flags.DEFINE_integer('seeds', 1, 'Number of seeds (first_seed, first_seed + 1, ...), each trained from scratch.')
+flags.DEFINE_integer('first_seed', 0, 'The first seed (to add seeds to an earlier table run by run).')
 flags.DEFINE_float('minutes', 20.0, 'Training-time budget per seed, in minutes (the run stops at '
                    'this budget or at train.num_steps, whichever comes first).')
 flags.DEFINE_string('workdir', 'workdirs/table1', 'Where each seed\'s run, the table and the plot go.')
@@ -98,7 +99,7 @@ def main(argv):
   name = os.path.splitext(os.path.basename(config_flags.get_config_filename(FLAGS['config'])))[0]
   runs = {}
   try:
-    for seed in range(FLAGS.seeds):
+    for seed in range(FLAGS.first_seed, FLAGS.first_seed + FLAGS.seeds):
       config = base.copy_and_resolve_references()
       with config.unlocked():
         config.seed = seed
@@ -124,7 +125,7 @@ def main(argv):
   mean = sum(values) / len(values)
   # across seeds when there are several; else the test-set standard error of the one run
   se = (math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) / math.sqrt(len(values))
-        if len(values) > 1 else runs[0]['eval']['parzen_se'])
+        if len(values) > 1 else next(iter(runs.values()))['eval']['parzen_se'])
   print(f'table1 config={name} seeds={len(values)} parzen={mean:.1f}±{se:.1f} minutes={FLAGS.minutes:g}')
   del jax
 

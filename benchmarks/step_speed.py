@@ -6,9 +6,11 @@
 Same model (maxout D with dropout 0.8/0.5, ReLU/sigmoid G), batch 100, k = 1, SGD with momentum,
 non-saturating G loss; both on the same thread count, after warm-up, median over --steps steps
 (each step waited for). Also gan_jax fed by its real tfds input pipeline instead of one fixed
-in-memory batch, XLA's FLOP count per step, and the fraction of this machine's measured fp32
-matmul peak. Prints ratios measured in this one run.
+in-memory batch, with the moving average of G (configs/mnist_ema.py), XLA's FLOP count per
+step, and the fraction of this machine's measured fp32 matmul peak. Prints ratios measured in
+this one run.
 """
+import dataclasses
 import os
 import statistics
 import sys
@@ -63,18 +65,30 @@ def jax_setup():
     jax.block_until_ready(m)
 
   fused_n = 10
-  fused = jax.pmap(lambda st, bs: jax.lax.scan(lambda s, b: step.train_step(exp.spec, s, b), st, bs),
-                   axis_name='batch', devices=exp.devices, donate_argnums=(0,))
+  fused = step.make_p_train_steps(exp.spec, exp.devices)
   fused_batches = np.stack([fixed] * fused_n, axis=1)  # [devices, steps, k, b, ...]
 
   def fused_steps():
     box['state'], m = fused(box['state'], fused_batches)
     jax.block_until_ready(m)
 
+  # configs/mnist_ema.py's step: the same, plus the moving average of G's weights
+  ema_spec = dataclasses.replace(exp.spec, ema_decay=0.99998)
+  p_ema_step, p_ema_steps = step.make_p_train_step(ema_spec, exp.devices), step.make_p_train_steps(ema_spec, exp.devices)
+  box['ema'] = parallel.replicate(exp.init_state.replace(g_ema=exp.init_state.g_params), 1)
+
+  def ema_step():
+    box['ema'], m = p_ema_step(box['ema'], fixed)
+    jax.block_until_ready(m)
+
+  def ema_steps():
+    box['ema'], m = p_ema_steps(box['ema'], fused_batches)
+    jax.block_until_ready(m)
+
   lowered = jax.jit(lambda s, b: step.train_step(exp.spec, s, b)).lower(exp.init_state, fixed[0])
   cost = lowered.compile().cost_analysis()
   cost = cost[0] if isinstance(cost, list) else cost
-  return fixed_step, pipeline_step, (fused_steps, fused_n), float(cost.get('flops', float('nan')))
+  return fixed_step, pipeline_step, (ema_step, ema_steps), (fused_steps, fused_n), float(cost.get('flops', float('nan')))
 
 
 def matmul_peak():
@@ -141,11 +155,13 @@ def torch_setup():
 def main(argv):
   del argv
   import jax
-  fixed_step, pipeline_step, (fused_steps, fused_n), flops = jax_setup()
+  fixed_step, pipeline_step, (ema_step, ema_steps), (fused_steps, fused_n), flops = jax_setup()
+  fused_rate = lambda fn: fused_n * median_rate(fn, max(20, FLAGS.steps // fused_n), max(1, FLAGS.warmup // fused_n))
   rates = {'gan_jax (fixed batch)': median_rate(fixed_step, FLAGS.steps, FLAGS.warmup),
            'gan_jax (tfds input)': median_rate(pipeline_step, FLAGS.steps, FLAGS.warmup),
-           f'gan_jax ({fused_n} steps/dispatch)': fused_n * median_rate(
-               fused_steps, max(1, FLAGS.steps // fused_n), max(1, FLAGS.warmup // fused_n))}
+           'gan_jax + EMA of G': median_rate(ema_step, FLAGS.steps, FLAGS.warmup),
+           f'gan_jax ({fused_n} steps/dispatch)': fused_rate(fused_steps),
+           f'+ EMA of G ({fused_n} steps/dispatch)': fused_rate(ema_steps)}
   torch_version = None
   if FLAGS.torch:
     torch_step, torch_version = torch_setup()
@@ -161,6 +177,10 @@ def main(argv):
         f'gan_jax at {100 * flops * rates["gan_jax (fixed batch)"] / peak:.0f}% of it')
   cost = 100 * (1 - rates['gan_jax (tfds input)'] / rates['gan_jax (fixed batch)'])
   print(f'input pipeline cost: {cost:.1f}% of the step rate')
+  one = 100 * (1 - rates['gan_jax + EMA of G'] / rates['gan_jax (fixed batch)'])
+  fused = 100 * (1 - rates[f'+ EMA of G ({fused_n} steps/dispatch)'] / rates[f'gan_jax ({fused_n} steps/dispatch)'])
+  print(f'moving average of G (configs/mnist_ema.py) cost: {one:.1f}% of the step rate at one step per '
+        f'dispatch, {fused:.1f}% at {fused_n} (the MNIST configs\' train.steps_per_call)')
   if torch_version:
     ratio = rates['gan_jax (fixed batch)'] / rates[f'PyTorch {torch_version} eager']
     print(f'gan_jax / PyTorch eager: {ratio:.2f}x')
