@@ -69,15 +69,18 @@ def classifier_metrics(exp, samples, test_images, test_labels) -> dict:
           'classes_covered': metrics.classes_covered(gen_probs)}
 
 
-def evaluate_samples(exp, samples) -> dict:
-  """Every metric that applies to this dataset, on the full protocol."""
-  cfg = exp.config
+def evaluate_samples(exp, samples, cache=None) -> dict:
+  """Every metric that applies to this dataset, on the full protocol. `cache` (a dict) keeps the
+  decoded evaluation splits between calls."""
+  cfg, cache = exp.config, {} if cache is None else cache
   if cfg.data.name == 'ring2d':
     return metrics.ring_modes(samples, input_pipeline.ring2d_modes(), RING_STD)
   if cfg.data.name in input_pipeline.SYNTHETIC:
     return {}
-  valid, _ = _split(exp, cfg.data.valid_split)
-  test, test_labels = _split(exp, cfg.data.eval_split)
+  if 'test_labels' not in cache:
+    cache['valid'] = _split(exp, cfg.data.valid_split)[0]
+    cache['test'], cache['test_labels'] = _split(exp, cfg.data.eval_split)
+  valid, test, test_labels = cache['valid'], cache['test'], cache['test_labels']
   out = parzen.evaluate(samples, valid, test)
   if test.shape[1:] == (28, 28, 1):
     out.update(classifier_metrics(exp, samples, test, test_labels))
@@ -108,9 +111,10 @@ def evaluate(exp, workdir: str, step=None) -> dict:
   state, step = load_state(exp, workdir, step)
   cfg = exp.config
   samples = generate(exp, step_lib.sampling_params(state), cfg.eval.num_samples, cfg.seed + 1)
-  result = {'step': step, 'num_samples': len(samples), **evaluate_samples(exp, samples)}
+  splits = {}
+  result = {'step': step, 'num_samples': len(samples), **evaluate_samples(exp, samples, splits)}
   if state.g_ema is not None:  # the raw G beside its moving average: what the average adds
-    raw = evaluate_samples(exp, generate(exp, state.g_params, cfg.eval.num_samples, cfg.seed + 1))
+    raw = evaluate_samples(exp, generate(exp, state.g_params, cfg.eval.num_samples, cfg.seed + 1), splits)
     result.update({f'raw_g/{k}': v for k, v in raw.items() if k != 'classifier_test_accuracy'})
   if jax.process_index() == 0:
     with open(os.path.join(workdir, 'eval.json'), 'w') as f:
