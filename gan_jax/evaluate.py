@@ -69,18 +69,22 @@ def classifier_metrics(exp, samples, test_images, test_labels) -> dict:
           'classes_covered': metrics.classes_covered(gen_probs)}
 
 
+def _eval_splits(exp, cache: dict):
+  """(validation images, test images, test labels), decoded once per `cache`."""
+  if 'test' not in cache:
+    cache['valid'] = _split(exp, exp.config.data.valid_split)[0]
+    cache['test'], cache['test_labels'] = _split(exp, exp.config.data.eval_split)
+  return cache['valid'], cache['test'], cache['test_labels']
+
+
 def evaluate_samples(exp, samples, cache=None) -> dict:
-  """Every metric that applies to this dataset, on the full protocol. `cache` (a dict) keeps the
-  decoded evaluation splits between calls."""
-  cfg, cache = exp.config, {} if cache is None else cache
+  """Every metric that applies to this dataset, on the full protocol (`cache`: see _eval_splits)."""
+  cfg = exp.config
   if cfg.data.name == 'ring2d':
     return metrics.ring_modes(samples, input_pipeline.ring2d_modes(), RING_STD)
   if cfg.data.name in input_pipeline.SYNTHETIC:
     return {}
-  if 'test_labels' not in cache:
-    cache['valid'] = _split(exp, cfg.data.valid_split)[0]
-    cache['test'], cache['test_labels'] = _split(exp, cfg.data.eval_split)
-  valid, test, test_labels = cache['valid'], cache['test'], cache['test_labels']
+  valid, test, test_labels = _eval_splits(exp, {} if cache is None else cache)
   out = parzen.evaluate(samples, valid, test)
   if test.shape[1:] == (28, 28, 1):
     out.update(classifier_metrics(exp, samples, test, test_labels))
@@ -93,17 +97,15 @@ def periodic_metrics(exp, g_params, cache: dict) -> dict:
   cfg = exp.config
   if cfg.data.name in input_pipeline.SYNTHETIC and cfg.data.name != 'ring2d':
     return {}
+  if cfg.eval.periodic_parzen == 'full' and cfg.data.name != 'ring2d':
+    valid, test, _ = _eval_splits(exp, cache)
+    return parzen.evaluate(generate(exp, g_params, cfg.eval.num_samples, cfg.seed + 1), valid, test)
   samples = generate(exp, g_params, cfg.eval.periodic_num_samples, cfg.seed + 3)
   if cfg.data.name == 'ring2d':
     return metrics.ring_modes(samples, input_pipeline.ring2d_modes(), RING_STD)
-  if cfg.eval.periodic_parzen == 'full':
-    if 'test' not in cache:
-      cache['valid'], cache['test'] = _split(exp, cfg.data.valid_split)[0], _split(exp, cfg.data.eval_split)[0]
-    return parzen.evaluate(generate(exp, g_params, cfg.eval.num_samples, cfg.seed + 1),
-                           cache['valid'], cache['test'])
-  if 'valid' not in cache:
-    cache['valid'] = _split(exp, cfg.data.valid_split)[0][:cfg.eval.periodic_valid_examples]
-  ll = parzen.log_likelihoods(cache['valid'], samples, parzen.SIGMAS).mean(axis=1)
+  if 'valid_cheap' not in cache:
+    cache['valid_cheap'] = _split(exp, cfg.data.valid_split)[0][:cfg.eval.periodic_valid_examples]
+  ll = parzen.log_likelihoods(cache['valid_cheap'], samples, parzen.SIGMAS).mean(axis=1)
   return {'parzen_valid_ll_cheap': float(ll.max())}
 
 
