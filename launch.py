@@ -1,10 +1,12 @@
-"""Train (and later evaluate) a GAN from a config file.
+"""Train, evaluate or draw a GAN from a config file.
 
-  python launch.py --config=configs/mnist.py --workdir=/tmp/mnist \
-      --config.data.manual_dir=/path/to/mnist/archives
+  python launch.py --config=configs/cifar10.py
+  python launch.py --config=configs/mnist.py --config.data.manual_dir=/path/to/mnist/archives
 
-Any config value can be overridden: --config.train.k=2. A workdir with a checkpoint resumes.
+--workdir defaults to workdirs/<config file name>. Any config value can be overridden:
+--config.train.k=2. A workdir with a checkpoint resumes.
 """
+import os
 import sys
 
 from absl import app
@@ -13,7 +15,8 @@ from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'Experiment config file.', lock_config=True)
-flags.DEFINE_string('workdir', None, 'Directory for checkpoints, logs and samples.')
+flags.DEFINE_string('workdir', None, 'Directory for checkpoints, logs and samples '
+                    '(default: workdirs/<config file name without .py>).')
 flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'sample'],
                   'train: train (resuming from workdir). eval: the full metrics of a checkpoint '
                   '(eval.json, TensorBoard, a table). sample: pictures from a checkpoint.')
@@ -24,7 +27,11 @@ flags.DEFINE_string('coordinator_address', None, 'host:port of process 0 for a m
                     'started by hand; with --num_processes and --process_id.')
 flags.DEFINE_integer('num_processes', None, 'Number of processes (with --coordinator_address).')
 flags.DEFINE_integer('process_id', None, 'This process, 0..num_processes-1 (with --coordinator_address).')
-flags.mark_flags_as_required(['config', 'workdir'])
+flags.mark_flags_as_required(['config'])
+
+
+def default_workdir(config_path: str) -> str:
+  return os.path.join('workdirs', os.path.splitext(os.path.basename(config_path.split(':')[0]))[0])
 
 
 def main(argv):
@@ -38,16 +45,19 @@ def main(argv):
     # CPU collectives between processes go through gloo, jax's default for CPU.
     jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
                                num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
-  from gan_jax import evaluate, progress, train
+  from gan_jax import progress
+  progress.quiet_library_logs()  # before tfds is imported: it warns at import
+  from gan_jax import evaluate, train
   from gan_jax.errors import NonFiniteError, UserError
-  progress.quiet_library_logs()
+  workdir = FLAGS.workdir or default_workdir(config_flags.get_config_filename(FLAGS['config']))
+  progress.log('%s: workdir %s', FLAGS.mode, os.path.abspath(workdir))
   try:
     if FLAGS.mode == 'train':
-      train.train_and_evaluate(config, FLAGS.workdir)
+      train.train_and_evaluate(config, workdir)
     elif FLAGS.mode == 'eval':
-      evaluate.evaluate(train.setup(config), FLAGS.workdir, FLAGS.step)
+      evaluate.evaluate(train.setup(config, training=False), workdir, FLAGS.step)
     else:
-      evaluate.sample(train.setup(config), FLAGS.workdir, FLAGS.step)
+      evaluate.sample(train.setup(config, training=False), workdir, FLAGS.step)
   except UserError as e:  # a diverged run (NonFiniteError) exits 3, other fixable problems 2
     print(f'error: {e}', file=sys.stderr)
     sys.exit(3 if isinstance(e, NonFiniteError) else 2)

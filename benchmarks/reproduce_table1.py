@@ -19,10 +19,11 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file('config', 'configs/mnist.py', 'Experiment config file.', lock_config=True)
+config_flags.DEFINE_config_file('config', os.path.join(ROOT, 'configs', 'mnist.py'), 'Experiment config file.', lock_config=True)
 flags.DEFINE_integer('seeds', 1, 'Number of seeds (first_seed, first_seed + 1, ...), each trained from scratch.')
 flags.DEFINE_integer('first_seed', 0, 'The first seed (to add seeds to an earlier table run by run).')
 flags.DEFINE_float('minutes', 20.0, 'Training-time budget per seed, in minutes (the run stops at '
@@ -92,9 +93,10 @@ def markdown(runs, name, minutes):
 def main(argv):
   del argv
   import jax
-  from gan_jax import evaluate, progress, train
+  from gan_jax import progress
+  progress.quiet_library_logs()  # before tfds is imported: it warns at import
+  from gan_jax import evaluate, train
   from gan_jax.errors import UserError
-  progress.quiet_library_logs()
   base = FLAGS.config
   name = os.path.splitext(os.path.basename(config_flags.get_config_filename(FLAGS['config'])))[0]
   runs = {}
@@ -109,7 +111,7 @@ def main(argv):
       logging.info('Seed %d: training %s for %.1f minutes into %s', seed, name, FLAGS.minutes, workdir)
       train.train_and_evaluate(config, workdir)
       history = read_history(workdir)
-      result = evaluate.evaluate(train.setup(config), workdir)
+      result = evaluate.evaluate(train.setup(config, training=False), workdir)
       runs[seed] = {'eval': result, 'history': history,
                     'minutes': history[-1]['train_seconds'] / 60 if history else float('nan')}
   except UserError as e:

@@ -155,7 +155,14 @@ def torch_setup():
 def main(argv):
   del argv
   import jax
-  fixed_step, pipeline_step, (ema_step, ema_steps), (fused_steps, fused_n), flops = jax_setup()
+  from gan_jax import progress
+  progress.quiet_library_logs()
+  from gan_jax.errors import UserError
+  try:
+    fixed_step, pipeline_step, (ema_step, ema_steps), (fused_steps, fused_n), flops = jax_setup()
+  except UserError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
   fused_rate = lambda fn: fused_n * median_rate(fn, max(20, FLAGS.steps // fused_n), max(1, FLAGS.warmup // fused_n))
   rates = {'gan_jax (fixed batch)': median_rate(fixed_step, FLAGS.steps, FLAGS.warmup),
            'gan_jax (tfds input)': median_rate(pipeline_step, FLAGS.steps, FLAGS.warmup),

@@ -1,8 +1,10 @@
-"""Checkpoints: orbax under workdir/checkpoints, holding the GANState, the data iterator's
-position and the config that made them (to refuse resuming with an incompatible one)."""
+"""Checkpoints: orbax under workdir/checkpoints, holding the GANState, grain's data iterator
+state (grain's own orbax handler, one file per process), the training clock and the config that
+made them (to refuse resuming with an incompatible one)."""
 import json
 import os
 
+import grain
 import orbax.checkpoint as ocp
 
 from gan_jax.errors import UserError
@@ -50,22 +52,25 @@ class Checkpoints:
       raise UserError(f'the workdir holds a checkpoint (step {step}) from an incompatible config ('
                       + '; '.join(diffs) + '). Use a new --workdir, or the config it was made with.')
 
-  def restore(self, step: int, target):
-    """(state, data_iterator_state) from `step`; `target` gives the state's structure."""
+  def restore(self, step: int, target, iterator=None):
+    """(state, {'train_seconds': ...}) from `step`; `target` gives the state's structure. With
+    `iterator` (grain's), its position is restored too."""
+    items = dict(state=ocp.args.StandardRestore(target), clock=ocp.args.JsonRestore())
+    if iterator is not None:
+      items['data'] = grain.checkpoint.CheckpointRestore(iterator)
     try:
-      out = self._manager.restore(step, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore()))
+      out = self._manager.restore(step, args=ocp.args.Composite(**items))
     except Exception as e:  # orbax raises several types for structure/shape/corruption problems
       raise UserError(f'cannot restore the checkpoint at step {step} in {self.directory} '
                       f'({type(e).__name__}: {str(e)[:300]}). Use a new --workdir, or delete that '
                       'step to fall back to an earlier one.') from None
-    return out['state'], out['data']
+    return out['state'], out['clock']
 
-  def save(self, step: int, state, data_state: dict, config) -> None:
+  def save(self, step: int, state, iterator, clock: dict, config) -> None:
     os.makedirs(self.directory, exist_ok=True)
     self._manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state),
-        config=ocp.args.JsonSave(config_to_dict(config))), force=True)
+        state=ocp.args.StandardSave(state), data=grain.checkpoint.CheckpointSave(iterator),
+        clock=ocp.args.JsonSave(clock), config=ocp.args.JsonSave(config_to_dict(config))), force=True)
 
   def wait(self) -> None:
     self._manager.wait_until_finished()

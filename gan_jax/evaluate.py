@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax import classifier, figures, input_pipeline, metrics, parzen, progress, step as step_lib
+from gan_jax import classifier, data, figures, metrics, parzen, progress, step as step_lib
 from gan_jax.checkpoint import Checkpoints
 from gan_jax.errors import UserError
 from gan_jax.models import sample_noise
@@ -46,10 +46,14 @@ def load_state(exp, workdir: str, step=None):
   return state, step
 
 
-def _split(exp, split):
-  d = exp.config.data
-  images, labels = input_pipeline.load_examples(d.name, split, d.data_dir, d.manual_dir)
-  return input_pipeline.scale(images, d.scale), labels
+def _unit_split(exp, split):
+  """A split as [0, 1] pixels (what Parzen and the classifier see, whatever G's range) and labels."""
+  images, labels = data.load_split(exp.config.data, split, exp.config.seed)
+  return data.to_unit(images, exp.config.data.scale), labels
+
+
+def _unit(exp, samples):
+  return data.to_unit(samples, exp.config.data.scale)
 
 
 def default_classifier_path(config) -> str:
@@ -59,7 +63,7 @@ def default_classifier_path(config) -> str:
 
 def classifier_metrics(exp, samples, test_images, test_labels) -> dict:
   cfg = exp.config
-  params = classifier.load_or_train(default_classifier_path(cfg), lambda: _split(exp, 'train'),
+  params = classifier.load_or_train(default_classifier_path(cfg), lambda: _unit_split(exp, 'train'),
                                     test_images, test_labels, epochs=cfg.eval.classifier_epochs)
   gen_probs, gen_feats = classifier.batched_predict(params, samples)
   _, test_feats = classifier.batched_predict(params, test_images)
@@ -69,11 +73,16 @@ def classifier_metrics(exp, samples, test_images, test_labels) -> dict:
           'classes_covered': metrics.classes_covered(gen_probs)}
 
 
+def _held_out(cfg) -> bool:
+  """False when nothing is held out to compare samples with (a folder of the user's images)."""
+  return bool(cfg.data.valid_split and cfg.data.eval_split)
+
+
 def _eval_splits(exp, cache: dict):
-  """(validation images, test images, test labels), decoded once per `cache`."""
+  """(validation images, test images, test labels) as [0, 1] pixels, read once per `cache`."""
   if 'test' not in cache:
-    cache['valid'] = _split(exp, exp.config.data.valid_split)[0]
-    cache['test'], cache['test_labels'] = _split(exp, exp.config.data.eval_split)
+    cache['valid'] = _unit_split(exp, exp.config.data.valid_split)[0]
+    cache['test'], cache['test_labels'] = _unit_split(exp, exp.config.data.eval_split)
   return cache['valid'], cache['test'], cache['test_labels']
 
 
@@ -81,12 +90,13 @@ def evaluate_samples(exp, samples, cache=None) -> dict:
   """Every metric that applies to this dataset, on the full protocol (`cache`: see _eval_splits)."""
   cfg = exp.config
   if cfg.data.name == 'ring2d':
-    return metrics.ring_modes(samples, input_pipeline.ring2d_modes(), RING_STD)
-  if cfg.data.name in input_pipeline.SYNTHETIC:
+    return metrics.ring_modes(samples, data.synthetic.ring2d_modes(), RING_STD)
+  if cfg.data.name in data.SYNTHETIC or not _held_out(cfg):
     return {}
   valid, test, test_labels = _eval_splits(exp, {} if cache is None else cache)
+  samples = _unit(exp, samples)
   out = parzen.evaluate(samples, valid, test)
-  if test.shape[1:] == (28, 28, 1):
+  if test.shape[1:] == (28, 28, 1) and test_labels is not None:
     out.update(classifier_metrics(exp, samples, test, test_labels))
   return out
 
@@ -95,17 +105,17 @@ def periodic_metrics(exp, g_params, cache: dict) -> dict:
   """Cheap numbers for the training log: Parzen on a small sample and validation set (σ chosen
   there too), or ring mode coverage. The full protocol is --mode=eval."""
   cfg = exp.config
-  if cfg.data.name in input_pipeline.SYNTHETIC and cfg.data.name != 'ring2d':
+  if cfg.data.name != 'ring2d' and (cfg.data.name in data.SYNTHETIC or not _held_out(cfg)):
     return {}
   if cfg.eval.periodic_parzen == 'full' and cfg.data.name != 'ring2d':
     valid, test, _ = _eval_splits(exp, cache)
-    return parzen.evaluate(generate(exp, g_params, cfg.eval.num_samples, cfg.seed + 1), valid, test)
+    return parzen.evaluate(_unit(exp, generate(exp, g_params, cfg.eval.num_samples, cfg.seed + 1)), valid, test)
   samples = generate(exp, g_params, cfg.eval.periodic_num_samples, cfg.seed + 3)
   if cfg.data.name == 'ring2d':
-    return metrics.ring_modes(samples, input_pipeline.ring2d_modes(), RING_STD)
+    return metrics.ring_modes(samples, data.synthetic.ring2d_modes(), RING_STD)
   if 'valid_cheap' not in cache:
-    cache['valid_cheap'] = _split(exp, cfg.data.valid_split)[0][:cfg.eval.periodic_valid_examples]
-  ll = parzen.log_likelihoods(cache['valid_cheap'], samples, parzen.SIGMAS).mean(axis=1)
+    cache['valid_cheap'] = _unit_split(exp, cfg.data.valid_split)[0][:cfg.eval.periodic_valid_examples]
+  ll = parzen.log_likelihoods(cache['valid_cheap'], _unit(exp, samples), parzen.SIGMAS).mean(axis=1)
   return {'parzen_valid_ll_cheap': float(ll.max())}
 
 
@@ -147,10 +157,13 @@ def sample(exp, workdir: str, step=None) -> list:
   paths = [os.path.join(out_dir, f'sample_step_{step:07d}.png')]
   if jax.process_index() != 0:
     return paths
-  reference = exp.train_data[:2000] if samples.ndim == 2 else None
+  train_source = data.open_split(cfg.data, cfg.data.train_split, cfg.seed)
+  reference = train_source.read(np.arange(min(2000, len(train_source)))) if samples.ndim == 2 else None
   figures.save_samples(samples, paths[0], cfg.data.scale, reference)
-  if samples.ndim == 4:
-    paths.append(figures.figure2(samples[:30], exp.train_data, cfg.data.scale,
+  if samples.ndim == 4:  # the nearest training images, searched chunk by chunk
+    chunks = (data.scale(c, cfg.data.scale) for c in train_source.chunks())
+    nearest = lambda idx: data.scale(train_source.read(idx), cfg.data.scale)
+    paths.append(figures.figure2(samples[:30], chunks, nearest, cfg.data.scale,
                                  os.path.join(out_dir, f'figure2_step_{step:07d}.png')))
     z = sample_noise(jax.random.PRNGKey(cfg.seed + 4), (2, 8, cfg.model.noise_dim), cfg.model.noise)
     t = jnp.linspace(0.0, 1.0, 10)[None, :, None]

@@ -16,7 +16,7 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from gan_jax import input_pipeline, objective, step  # noqa: E402
+from gan_jax import data, objective, step  # noqa: E402
 from gan_jax.models import sample_noise  # noqa: E402
 
 
@@ -31,7 +31,7 @@ def kde(samples: np.ndarray, grid: np.ndarray) -> np.ndarray:
 
 
 def data_density(grid):
-  mean, std = input_pipeline.gaussian1d_params()
+  mean, std = data.synthetic.gaussian1d_params()
   return np.exp(-0.5 * ((grid - mean) / std) ** 2) / (std * math.sqrt(2 * math.pi))
 
 
@@ -48,9 +48,9 @@ def figure_stages(exp, early_state, final_state, d_steps: int, g_steps: int):
   spec, cfg = exp.spec, exp.config
   key = jax.random.PRNGKey(cfg.seed + 11)
   rng = np.random.default_rng(cfg.seed + 11)
-  idx = rng.integers(0, len(exp.train_data), (d_steps, cfg.train.batch_size))
+  idx = rng.integers(0, len(exp.train_source), (d_steps, cfg.train.batch_size))
   converged, _ = jax.jit(functools.partial(step.train_discriminator, spec))(
-      early_state, exp.train_data[idx], key)
+      early_state, exp.train_source.read(idx.reshape(-1)).reshape(idx.shape + exp.train_source.shape), key)
   g_update = jax.jit(functools.partial(step.g_update, spec), static_argnums=2)
   moved = converged
   for i in range(g_steps):

@@ -57,25 +57,28 @@ def save_samples(samples: np.ndarray, path: str, scale: str, reference: np.ndarr
   return image
 
 
-def nearest_neighbours(queries: np.ndarray, data: np.ndarray, chunk: int = 10000) -> np.ndarray:
-  """Index in `data` of each query's nearest example (L2 in pixel space)."""
+def nearest_neighbours(queries: np.ndarray, chunks) -> np.ndarray:
+  """Index in the data, given as consecutive chunks, of each query's nearest example (L2)."""
   q = queries.reshape(len(queries), -1).astype(np.float32)
   best_d, best_i = np.full(len(q), np.inf), np.zeros(len(q), np.int64)
-  for start in range(0, len(data), chunk):
-    x = data[start:start + chunk].reshape(-1, q.shape[1]).astype(np.float32)
+  start = 0
+  for x in chunks:
+    x = np.asarray(x, np.float32).reshape(-1, q.shape[1])
     d = (q * q).sum(1)[:, None] + (x * x).sum(1)[None, :] - 2 * q @ x.T
     i = d.argmin(1)
     better = d[np.arange(len(q)), i] < best_d
     best_d[better], best_i[better] = d[np.arange(len(q)), i][better], start + i[better]
+    start += len(x)
   return best_i
 
 
-def figure2(samples: np.ndarray, train_data: np.ndarray, scale: str, path: str, cols: int = 6) -> str:
+def figure2(samples: np.ndarray, train_chunks, read_train, scale: str, path: str, cols: int = 6) -> str:
   """Fig. 2: rows of fair random samples; the rightmost column (framed in yellow) is the training
-  example nearest to its neighbouring sample, to show the model has not memorised them."""
+  example nearest to its neighbouring sample, to show the model has not memorised them.
+  `train_chunks`: the training data in consecutive chunks; `read_train(indices)`: examples."""
   rows = len(samples) // cols
   grid_samples = samples[:rows * cols].reshape((rows, cols) + samples.shape[1:])
-  nearest = train_data[nearest_neighbours(grid_samples[:, -1], train_data)]
+  nearest = read_train(nearest_neighbours(grid_samples[:, -1], train_chunks))
   images = to_uint8(np.concatenate([grid_samples, nearest[:, None]], axis=1), scale)
   if images.shape[-1] == 1:
     images = np.repeat(images, 3, axis=-1)

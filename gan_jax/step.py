@@ -1,8 +1,9 @@
 """Algorithm 1 of the paper as ONE jitted (pmapped) step, and the state it updates.
 
 `train_step(spec, state, batch)`: `batch` is [k, b, ...], one real minibatch per discriminator
-update. A `lax.scan` runs the k D-updates, then one G-update follows, in one compiled function.
-All randomness derives from `state.rng`, the step number and each example's *global* index, so
+update, as stored (uint8 pixels for images: `spec.data_scale` converts them on the device, so
+the host moves a quarter of the bytes). A `lax.scan` runs the k D-updates, then one G-update
+follows, in one compiled function. All randomness derives from `state.rng`, the step number and each example's *global* index, so
 the result is the same on 1 device or N (up to float summation order) and on resume.
 """
 import dataclasses
@@ -16,6 +17,7 @@ import numpy as np
 import optax
 
 from gan_jax import objective
+from gan_jax.data.pipeline import scale
 from gan_jax.models import sample_noise
 
 
@@ -43,6 +45,7 @@ class GANSpec:
   k: int = 1
   update: str = 'alternating'
   ema_decay: float = 0.0  # > 0: keep an EMA of G's weights (sampled at evaluation)
+  data_scale: str = 'none'  # real batches arrive as stored (uint8 images) and are scaled here
   axis_name: Any = None
 
 
@@ -165,6 +168,7 @@ def train_discriminator(spec, state, batches, key):
   """D alone, G held fixed: one `d_update` per real minibatch in `batches` [n, b, ...] (the inner
   loop of Algorithm 1 run to convergence, as Proposition 1 assumes)."""
   keys = jax.random.split(key, batches.shape[0])
+  batches = scale(batches, spec.data_scale)
   return jax.lax.scan(lambda st, inputs: d_update(spec, st, *inputs), state, (batches, keys))
 
 
@@ -177,6 +181,7 @@ def step_keys(state, k):
 def train_step(spec: GANSpec, state: GANState, batch):
   """Algorithm 1, one iteration: k D-updates (lax.scan), then one G-update."""
   keys = step_keys(state, spec.k)
+  batch = scale(batch, spec.data_scale)  # on the device: the host only moves uint8
   if spec.update == 'simultaneous':
     state, metrics = simultaneous_update(spec, state, batch[0], keys[0])
   else:

@@ -7,7 +7,7 @@ import signal
 import jax
 import numpy as np
 
-from gan_jax import evaluate, figure1, figures, input_pipeline, parallel, progress, step
+from gan_jax import data, evaluate, figure1, figures, parallel, progress, step
 from gan_jax.checkpoint import Checkpoints
 from gan_jax.errors import NonFiniteError, UserError
 from gan_jax.models import make_models, sample_noise
@@ -20,32 +20,47 @@ class Experiment:
   config: object
   devices: list
   spec: step.GANSpec
-  train_data: np.ndarray
-  iterator: input_pipeline.BatchIterator
+  train_source: object  # random access to the training split (data.open_split)
+  iterator: object      # grain's iterator of train_step batches; its state is checkpointed
   init_state: step.GANState
   sample: callable  # jitted G.apply(g_params, z), compiled once per run
 
 
-def setup(config) -> Experiment:
-  """Everything a run needs, built from the config alone (nothing written)."""
+def setup(config, training: bool = True) -> Experiment:
+  """Everything a run needs, built from the config alone (nothing written but the data cache).
+  With training=False (evaluation, pictures) the training split is not opened: the models take
+  their shapes from the evaluation split, and the parameters come from a checkpoint."""
   validate_config(config)
   devices = parallel.select_devices(config.mesh)
+  if not training:
+    split = config.data.eval_split or config.data.train_split  # a folder holds nothing out
+    shape_source = data.open_split(config.data, split, config.seed)
+    spec, state = build_models(config, shape_source, for_restore=True)
+    return Experiment(config, devices, spec, None, None, state, jax.jit(spec.g.apply))
   num_global = len(devices) * jax.process_count()
-  data = input_pipeline.load_dataset(config.data, config.data.train_split, config.seed)
-  iterator = input_pipeline.BatchIterator(
-      data, config.train.batch_size, config.train.k, num_global,
-      device_offset=jax.process_index() * len(devices), local_devices=len(devices), seed=config.seed)
-  g, d = make_models(config.model, data.shape[1:])
-  d_updates_per_epoch = iterator.batches_per_epoch
+  source = data.open_split(config.data, config.data.train_split, config.seed)
+  iterator = data.pipeline.train_iterator(
+      source, config.train.batch_size, config.train.k, num_global,
+      device_offset=jax.process_index() * len(devices), local_devices=len(devices),
+      seed=config.seed, prefetch=config.data.prefetch)
+  spec, state = build_models(config, source)
+  return Experiment(config, devices, spec, source, iterator, state, jax.jit(spec.g.apply))
+
+
+def build_models(config, source, for_restore: bool = False):
+  """(GANSpec, initial GANState) for data shaped like `source`'s examples; `for_restore`: only
+  the state's structure matters (a checkpoint fills it), so the data mean is not computed."""
+  g, d = make_models(config.model, source.shape)
+  d_updates_per_epoch = data.pipeline.batches_per_epoch(source, config.train.batch_size)
   spec = step.GANSpec(
       g=g, d=d, noise_dim=config.model.noise_dim, noise=config.model.noise,
       g_tx=make_optimizer(config.optim.g, max(1, d_updates_per_epoch // config.train.k)),
-      d_tx=make_optimizer(config.optim.d, d_updates_per_epoch),
+      d_tx=make_optimizer(config.optim.d, max(1, d_updates_per_epoch)),
       g_loss=config.train.g_loss, k=config.train.k, update=config.train.update_mode,
-      ema_decay=config.train.ema_decay)
-  data_mean = data.mean(axis=0) if config.model.g_output_bias == 'marginals' else None
-  state = step.create_state(spec, config.seed, data.shape[1:], data_mean)
-  return Experiment(config, devices, spec, data, iterator, state, jax.jit(g.apply))
+      ema_decay=config.train.ema_decay, data_scale=config.data.scale)
+  marginals = config.model.g_output_bias == 'marginals' and not for_restore
+  data_mean = source.mean() if marginals else None
+  return spec, step.create_state(spec, config.seed, source.shape, data_mean)
 
 
 def restore_or_init(exp: Experiment, ckpt: Checkpoints):
@@ -54,16 +69,15 @@ def restore_or_init(exp: Experiment, ckpt: Checkpoints):
   if latest is None:
     return exp.init_state, 0.0
   ckpt.check_compatible(latest, exp.config)
-  state, data_state = ckpt.restore(latest, exp.init_state)
+  state, clock = ckpt.restore(latest, exp.init_state, exp.iterator)
   # inject_hyperparams keeps constant hyperparameters in the optimizer state: take them from
   # the current config, so that e.g. a lowered --config.optim.d.lr applies on resume.
   # (Scheduled ones are recomputed from the update count at every step either way.)
   state = state.replace(
       g_opt_state=state.g_opt_state._replace(hyperparams=exp.init_state.g_opt_state.hyperparams),
       d_opt_state=state.d_opt_state._replace(hyperparams=exp.init_state.d_opt_state.hyperparams))
-  exp.iterator.set_state(data_state)
   progress.log('Resumed from the checkpoint at step %d in %s', latest, ckpt.directory)
-  return state, float(data_state.get('train_seconds', 0.0))  # absent in checkpoints before it was kept
+  return state, float(clock['train_seconds'])
 
 
 def fixed_noise(config, n: int):
@@ -77,7 +91,7 @@ def write_samples(exp: Experiment, g_params, step_num: int, workdir: str, writer
   samples = np.asarray(exp.sample(g_params, fixed_noise(cfg, cfg.num_samples)))
   path = os.path.join(workdir, 'samples', f'step_{step_num:07d}.png')
   if jax.process_index() == 0:
-    reference = exp.train_data[:2000] if samples.ndim == 2 else None
+    reference = exp.train_source.read(np.arange(min(2000, len(exp.train_source)))) if samples.ndim == 2 else None
     image = figures.save_samples(samples, path, cfg.data.scale, reference)
     writer.image(step_num, 'samples', image)
   return path
@@ -179,7 +193,8 @@ def _train(exp, ckpt, state, workdir, train_seconds=0.0):
   meter, verified, eval_cache = progress.Progress(start, num_steps), _Verified(ckpt), {}
   budget = config.train.time_budget_minutes
   clock = progress.TrainClock(train_seconds)
-  position = lambda: {**exp.iterator.get_state(), 'train_seconds': clock.train_seconds()}
+  save = lambda: ckpt.save(done, parallel.unreplicate(rstate), exp.iterator,
+                           {'train_seconds': clock.train_seconds()}, config)
   progress.log('Training %s/%s on %s for steps %d..%d (%d device(s), batch %d, k=%d).',
                config.model.generator, config.model.discriminator, config.data.name, start + 1,
                num_steps, len(exp.devices) * jax.process_count(), config.train.batch_size, config.train.k)
@@ -213,11 +228,11 @@ def _train(exp, ckpt, state, workdir, train_seconds=0.0):
       if done % config.checkpoint_every_steps == 0 or done == num_steps:
         with clock.paused():
           verified.now()
-          ckpt.save(done, parallel.unreplicate(rstate), position(), config)
+          save()
           saved = done
     verified.now()
     if done != saved:
-      ckpt.save(done, parallel.unreplicate(rstate), position(), config)
+      save()
     if stop.requested:
       progress.log('Stopped by %s at step %d; checkpoint saved. Run the same command to resume.',
                    stop.requested, done)

@@ -1,5 +1,6 @@
 """Config checks that run before anything is read or written, so bad input costs nothing."""
-from gan_jax import input_pipeline, models, objective
+from gan_jax import models, objective
+from gan_jax.data import pipeline
 from gan_jax.errors import UserError
 
 UPDATES = ('alternating', 'simultaneous')
@@ -8,8 +9,17 @@ UPDATES = ('alternating', 'simultaneous')
 def validate_config(config) -> None:
   t = config.train
   update = t.update_mode
-  if config.data.name not in input_pipeline.DATASETS:
-    raise UserError(f'data.name={config.data.name!r} is unknown; choose one of {input_pipeline.DATASETS}.')
+  d = config.data
+  if not d.name:
+    raise UserError("data.name is empty; give a tfds image dataset name, 'folder', 'ring2d' or 'gaussian1d'.")
+  if d.name == 'folder' and not d.path:
+    raise UserError('data.name=folder needs the image folder: --config.data.path=DIR.')
+  if d.scale not in pipeline.SCALES:
+    raise UserError(f'data.scale={d.scale!r} is unknown; choose one of {pipeline.SCALES}.')
+  if d.image_size is not None and d.image_size < 1:
+    raise UserError(f'data.image_size={d.image_size} must be a positive size in pixels (or None: as stored).')
+  if d.prefetch < 0:
+    raise UserError(f'data.prefetch={d.prefetch} must be >= 0.')
   if config.model.generator not in models.GENERATORS:
     raise UserError(f'model.generator={config.model.generator!r} is unknown; choose one of {sorted(models.GENERATORS)}.')
   if config.model.discriminator not in models.DISCRIMINATORS:

@@ -37,12 +37,16 @@ def tfds_dir(tmp_path_factory):
 
 @pytest.fixture
 def cifar10_mock(monkeypatch):
-  """tfds.testing.mock_data for CIFAR-10. tfds 4.9.10's mock sets `__getitems__` as an unbound
-  instance attribute, so batched reads through it fail with a TypeError; this mends only that."""
+  """tfds.testing.mock_data (any tfds dataset, CIFAR-10 here first). tfds 4.9.10's mock sets
+  `__getitems__` as an unbound instance attribute, so batched reads through it fail with a
+  TypeError; this mends only that. The mock stands in for the network, so the download probe is
+  told the host answers."""
   import tensorflow_datasets as tfds
   from tensorflow_datasets.testing import mocking
+  from gan_jax.data import tfds_source
   monkeypatch.setattr(mocking, '_getitems',
                       lambda keys, generator, serialized=False: [generator[k] for k in keys])
+  monkeypatch.setattr(tfds_source, 'unreachable', lambda hosts: None)
   return lambda n: tfds.testing.mock_data(num_examples=n, policy=tfds.testing.MockPolicy.USE_CODE)
 
 

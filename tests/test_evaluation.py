@@ -10,7 +10,8 @@ import jax
 import numpy as np
 import pytest
 
-from gan_jax import input_pipeline, metrics, parzen
+from gan_jax import data, metrics, parzen
+from gan_jax.data import synthetic
 from tests.conftest import ROOT
 
 
@@ -47,8 +48,11 @@ def test_parzen_protocol_picks_sigma_on_validation():
 
 def test_parzen_ceiling_real_mnist_training_images(mnist_dir, tfds_dir):
   """10,000 real training images as "samples": what a perfect memoriser would score."""
-  train = input_pipeline.load_images('mnist', 'train', tfds_dir, mnist_dir).astype(np.float32) / 255
-  test = input_pipeline.load_images('mnist', 'test', tfds_dir, mnist_dir).astype(np.float32) / 255
+  from configs import mnist
+  c = mnist.get_config()
+  c.data.manual_dir, c.data.data_dir = mnist_dir, tfds_dir
+  train = data.open_split(c.data, 'train').read_all().astype(np.float32) / 255
+  test = data.open_split(c.data, 'test').read_all().astype(np.float32) / 255
   result = parzen.evaluate(train[:10000], train[50000:51000], test)
   print(f"Parzen ceiling (10k real training images): {result['parzen_ll']:.1f} ± {result['parzen_se']:.1f}, "
         f"sigma {result['parzen_sigma']:.3f}, {result['parzen_seconds']:.1f} s")
@@ -77,9 +81,8 @@ def test_classifier_score_and_coverage_known_values():
 
 
 def test_ring_mode_metrics():
-  modes = input_pipeline.ring2d_modes()
-  data = input_pipeline.synthetic('ring2d', 8000, seed=0)
-  full = metrics.ring_modes(data, modes, 0.02)
+  modes = synthetic.ring2d_modes()
+  full = metrics.ring_modes(synthetic.sample('ring2d', 8000, seed=0), modes, 0.02)
   # in 2-D, P(r < 3σ) = 1 - exp(-9/2) = 0.9889
   assert full['modes_covered'] == 8 and abs(full['high_quality_fraction'] - (1 - math.exp(-4.5))) < 0.005
   collapsed = metrics.ring_modes(np.repeat(modes[:1], 100, axis=0) + 0.01, modes, 0.02)

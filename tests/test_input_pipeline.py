@@ -1,88 +1,141 @@
-"""The data path: real MNIST/Fashion-MNIST archives through tfds (no TF), CIFAR-10 on tfds mock
-data, index batching and its resumable state, and clear errors for bad archives."""
+"""The data path: real MNIST/Fashion-MNIST archives through tfds (no TF), other tfds datasets on
+tfds mock data, a folder of images, decoded-once records, grain batching and its resumable state,
+and clear errors for bad input."""
 import os
 import shutil
 
 import numpy as np
+import PIL.Image
 import pytest
 import tensorflow_datasets as tfds
 
-from configs import mnist
-from gan_jax import input_pipeline
+from configs import default, mnist
+from gan_jax import data
+from gan_jax.data import folder, pipeline, records, synthetic, tfds_source
 from gan_jax.errors import UserError
 
 
-def test_mnist_from_the_official_archives(mnist_dir, tfds_dir):
-  train = input_pipeline.load_images('mnist', 'train[:50000]', tfds_dir, mnist_dir)
-  test = input_pipeline.load_images('mnist', 'test', tfds_dir, mnist_dir)
-  assert train.shape == (50000, 28, 28, 1) and test.shape == (10000, 28, 28, 1)
-  assert train.dtype == np.uint8 and train.min() == 0 and train.max() == 255
-  # MNIST's well-known pixel mean (0.1307 on all 60k) pins down that these are the real digits
-  assert abs(train.mean() / 255 - 0.1307) < 0.002
+def _mnist_data(mnist_dir, tfds_dir):
   c = mnist.get_config()
   c.data.manual_dir, c.data.data_dir = mnist_dir, tfds_dir
-  data = input_pipeline.load_dataset(c.data, c.data.train_split, c.seed)
-  assert data.dtype == np.float32 and data.min() == 0.0 and data.max() == 1.0
-  it = input_pipeline.BatchIterator(data, 100, k=2, num_devices=4, device_offset=0, local_devices=4, seed=0)
-  assert it.batches_per_epoch == 500
+  return c.data
+
+
+def test_mnist_from_the_official_archives(mnist_dir, tfds_dir):
+  d = _mnist_data(mnist_dir, tfds_dir)
+  train = data.open_split(d, 'train[:50000]')
+  test = data.open_split(d, 'test').read_all()
+  assert len(train) == 50000 and train.shape == (28, 28, 1) and test.shape == (10000, 28, 28, 1)
+  images = train.read_all()
+  assert images.dtype == np.uint8 and images.min() == 0 and images.max() == 255
+  # MNIST's well-known pixel mean (0.1307 on all 60k) pins down that these are the real digits
+  assert abs(images.mean() / 255 - 0.1307) < 0.002
+  np.testing.assert_allclose(train.mean(), images.mean(axis=0) / 255, atol=1e-6)
+  assert np.bincount(train.labels, minlength=10).min() > 4000  # labels kept beside
+  # decoded once: opening again reads the same record file, not the tfds source
+  meta = os.path.join(train.directory, 'meta.json')
+  before = os.stat(meta).st_mtime_ns
+  np.testing.assert_array_equal(data.open_split(d, 'train[:50000]').read([7, 3]), images[[7, 3]])
+  assert os.stat(meta).st_mtime_ns == before
+  it = pipeline.train_iterator(train, 100, k=2, num_devices=4, device_offset=0, local_devices=4, seed=0)
   batches = [next(it) for _ in range(250)]  # 250 steps × k=2 minibatches = one epoch
-  assert batches[0].shape == (4, 2, 25, 28, 28, 1)
-  assert it.get_state() == {'epoch': 1, 'position': 0}
+  assert batches[0].shape == (4, 2, 25, 28, 28, 1) and batches[0].dtype == np.uint8
   seen = np.concatenate([b.reshape(-1, 784) for b in batches])
-  assert len(np.unique(seen, axis=0)) == len(np.unique(data.reshape(-1, 784), axis=0))
+  assert len(np.unique(seen, axis=0)) == len(np.unique(images.reshape(-1, 784), axis=0))
+  assert it.get_state() == {'next_index': 250}
 
 
 def test_fashion_mnist_from_the_official_archives(fashion_mnist_dir, tfds_dir):
-  test = input_pipeline.load_images('fashion_mnist', 'test', tfds_dir, fashion_mnist_dir)
-  assert test.shape == (10000, 28, 28, 1) and test.dtype == np.uint8
+  c = mnist.get_config()
+  c.data.name, c.data.manual_dir, c.data.data_dir = 'fashion_mnist', fashion_mnist_dir, tfds_dir
+  test = data.open_split(c.data, 'test')
+  assert test.read_all().shape == (10000, 28, 28, 1)
+  assert np.array_equal(np.bincount(test.labels), [1000] * 10)
 
 
 def test_cifar10_on_tfds_mock_data(tmp_path, cifar10_mock):
+  c = default.get_config()
+  c.data.name, c.data.cache_dir = 'cifar10', str(tmp_path / 'cache')
   with cifar10_mock(64):
-    images = input_pipeline.load_images('cifar10', 'train', str(tmp_path))
+    images = data.open_split(c.data, 'train').read_all()
   assert images.shape == (64, 32, 32, 3) and images.dtype == np.uint8
-  scaled = input_pipeline.scale(images, 'symmetric')
+  scaled = data.scale(images, 'symmetric')
   assert scaled.min() >= -1 and scaled.max() <= 1
 
 
-def _index_data(n):
-  return np.arange(n, dtype=np.float32)[:, None]
+def test_any_tfds_image_dataset_cropped_and_resized(tmp_path, cifar10_mock):
+  """celeb_a is none of the project's builders: tfds' registry and data_source serve it."""
+  c = default.get_config()
+  c.data.name, c.data.cache_dir, c.data.image_size = 'celeb_a', str(tmp_path / 'cache'), 32
+  with cifar10_mock(12):
+    split = data.open_split(c.data, 'train')
+    raw = tfds.data_source('celeb_a', split='train')[5]['image']   # the same mock example
+    c.data.image_key = 'landmarks'
+    with pytest.raises(UserError, match="data.image_key='landmarks' is not an image feature of celeb_a; it has"):
+      data.open_split(c.data, 'train')
+  assert len(split) == 12 and split.shape == (32, 32, 3) and split.labels is None
+  assert raw.shape == (218, 178, 3)
+  # center crop (20 rows off top and bottom) then a Lanczos resize, computed here by hand
+  expected = PIL.Image.fromarray(raw[20:198]).resize((32, 32), PIL.Image.LANCZOS)
+  np.testing.assert_array_equal(split.read([5])[0], np.asarray(expected))
+
+
+def test_unknown_dataset_is_a_one_line_error():
+  with pytest.raises(UserError, match="data.name='svhnx' is not a tfds dataset"):
+    tfds_source.prepare('svhnx', None, None)
+
+
+def test_unprepared_and_offline_fails_fast(tmp_path, monkeypatch):
+  monkeypatch.setattr(tfds_source, 'unreachable', lambda hosts: f'{hosts[0]}: Name or service not known')
+  with pytest.raises(UserError, match=r'cifar10 is not prepared in .* cannot be downloaded \(www.cs.toronto.edu: '
+                     r'.*cifar-10-binary.tar.gz.*--config.data.manual_dir=DIR'):
+    tfds_source.prepare('cifar10', str(tmp_path), None)
+
+
+def _index_source(n):
+  return synthetic.ArraySource(np.arange(n, dtype=np.float32)[:, None])
 
 
 def test_epochs_are_permutations_and_resume_is_exact():
-  it = input_pipeline.BatchIterator(_index_data(103), 10, k=3, num_devices=2, device_offset=0,
-                                    local_devices=2, seed=5)
-  first_epoch = np.concatenate([next(it).reshape(-1) for _ in range(3)] + [next(it)[:, :1].reshape(-1)])
+  make = lambda: pipeline.train_iterator(_index_source(103), 10, k=3, num_devices=2, device_offset=0,
+                                         local_devices=2, seed=5)
+  it = make()
+  first_epoch = [next(it).reshape(-1) for _ in range(3)]
+  step4 = next(it)
+  first_epoch = np.concatenate(first_epoch + [step4[:, :1].reshape(-1)])
   assert len(set(first_epoch.tolist())) == 100  # 10 batches of 10 from 103: no repeats
-  for _ in range(4):
-    next(it)
+  # minibatches 10..19: the rest of step 4, steps 5-6, two thirds of step 7
+  second_epoch = np.concatenate([step4[:, 1:].reshape(-1)] + [next(it).reshape(-1) for _ in range(2)]
+                                + [next(it)[:, :2].reshape(-1)])
+  assert len(set(second_epoch.tolist())) == 100
+  assert not np.array_equal(np.sort(first_epoch), first_epoch)  # shuffled...
+  assert not np.array_equal(first_epoch[:30], second_epoch[:30])  # ...differently each epoch
   saved = it.get_state()
   expected = [next(it) for _ in range(5)]
-  resumed = input_pipeline.BatchIterator(_index_data(103), 10, k=3, num_devices=2, device_offset=0,
-                                         local_devices=2, seed=5)
+  resumed = make()
   resumed.set_state(saved)
   for e in expected:
     np.testing.assert_array_equal(next(resumed), e)
 
 
 def test_hosts_and_devices_see_one_global_batch():
-  data = _index_data(1000)
-  make = lambda offset, local: input_pipeline.BatchIterator(data, 64, 2, 4, offset, local, seed=1)
+  source = _index_source(1000)
+  make = lambda offset, local: pipeline.train_iterator(source, 64, 2, 4, offset, local, seed=1)
   one_host = next(make(0, 4))
   two_hosts = np.concatenate([next(make(0, 2)), next(make(2, 2))])
   np.testing.assert_array_equal(one_host, two_hosts)
-  single = next(input_pipeline.BatchIterator(data, 64, 2, 1, 0, 1, seed=1))  # [1, k, 64]
+  single = next(pipeline.train_iterator(source, 64, 2, 1, 0, 1, seed=1))  # [1, k, 64]
   np.testing.assert_array_equal(one_host.swapaxes(0, 1).reshape(2, 64, 1), single[0])
 
 
 def test_batch_not_divisible_by_devices_is_a_clear_error():
   with pytest.raises(UserError, match='not divisible by the 3 devices'):
-    input_pipeline.BatchIterator(_index_data(100), 32, 1, 3, 0, 3, seed=0)
+    pipeline.train_iterator(_index_source(100), 32, 1, 3, 0, 3, seed=0)
 
 
 def test_manual_dir_missing_files(tmp_path):
   with pytest.raises(UserError, match='train-images-idx3-ubyte.gz is missing'):
-    input_pipeline.load_images('mnist', 'test', str(tmp_path / 'tfds'), str(tmp_path))
+    tfds_source.prepare('mnist', str(tmp_path / 'tfds'), str(tmp_path))
   assert not os.path.exists(tmp_path / 'tfds' / 'mnist')
 
 
@@ -95,9 +148,87 @@ def test_manual_dir_wrong_checksum(mnist_dir, tmp_path):
   raw[100] ^= 0xFF
   labels.write_bytes(bytes(raw))
   with pytest.raises(UserError, match='t10k-labels-idx1-ubyte.gz does not match the official file'):
-    input_pipeline.load_images('mnist', 'test', str(tmp_path / 'tfds'), str(bad))
+    tfds_source.prepare('mnist', str(tmp_path / 'tfds'), str(bad))
 
 
-def test_unknown_dataset():
-  with pytest.raises(UserError, match="data.name='svhn'"):
-    input_pipeline.prepare('svhn', None, None)
+def make_image_folder(root, n=24, corrupt=2, seed=0):
+  """n images of varied sizes and formats in nested folders, `corrupt` undecodable files, and a
+  file that is not an image. Returns {relative path: RGB array} of the good ones."""
+  rng = np.random.default_rng(seed)
+  os.makedirs(root, exist_ok=True)
+  made = {}
+  for i in range(n):
+    h, w = int(rng.integers(20, 60)), int(rng.integers(20, 60))
+    rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    ext = ('png', 'webp', 'png')[i % 3]  # lossless, so the decoded pixels are known here
+    rel = os.path.join(f'class{i % 3}', 'deeper' if i % 2 else '', f'img{i:03d}.{ext}')
+    os.makedirs(os.path.dirname(os.path.join(root, rel)), exist_ok=True)
+    PIL.Image.fromarray(rgb).save(os.path.join(root, rel), lossless=True) if ext == 'webp' else \
+        PIL.Image.fromarray(rgb).save(os.path.join(root, rel))
+    made[os.path.normpath(rel)] = rgb
+  for i in range(corrupt):
+    with open(os.path.join(root, f'broken{i}.jpg'), 'wb') as f:
+      f.write(b'\xff\xd8 not really a jpeg' * (i + 1))
+  with open(os.path.join(root, 'notes.txt'), 'w') as f:
+    f.write('not an image')
+  return made
+
+
+def _folder_data(path, cache, size=16):
+  c = default.get_config()
+  c.data.name, c.data.path, c.data.cache_dir, c.data.image_size = 'folder', str(path), str(cache), size
+  return c.data
+
+
+def test_folder_of_images(tmp_path):
+  made = make_image_folder(tmp_path / 'photos')
+  d = _folder_data(tmp_path / 'photos', tmp_path / 'cache')
+  source = data.open_split(d, 'train')
+  assert len(source) == 24 and source.shape == (16, 16, 3) and source.meta['skipped'] == 2
+  # the records are in sorted path order, each the center crop resized with Lanczos (by hand here)
+  for i, rel in enumerate(sorted(made)):
+    rgb = made[rel]
+    side = min(rgb.shape[:2])
+    top, left = (rgb.shape[0] - side) // 2, (rgb.shape[1] - side) // 2
+    expected = PIL.Image.fromarray(rgb[top:top + side, left:left + side]).resize((16, 16), PIL.Image.LANCZOS)
+    np.testing.assert_array_equal(source.read([i])[0], np.asarray(expected), err_msg=rel)
+  # tfds' split syntax takes parts of the one split
+  assert len(data.open_split(d, 'train[:75%]')) == 18 and len(data.open_split(d, 'train[-4:]')) == 4
+  np.testing.assert_array_equal(data.open_split(d, 'train[-4:]').read_all(), source.read_all()[-4:])
+  # indexed once: unchanged files reuse the records; a new file makes new ones
+  meta = os.path.join(source.directory, 'meta.json')
+  before = os.stat(meta).st_mtime_ns
+  assert data.open_split(d, 'train').directory == source.directory and os.stat(meta).st_mtime_ns == before
+  PIL.Image.fromarray(np.zeros((30, 30, 3), np.uint8)).save(tmp_path / 'photos' / 'new.png')
+  assert len(data.open_split(d, 'train')) == 25
+
+
+def test_folder_errors(tmp_path):
+  (tmp_path / 'empty' / 'sub').mkdir(parents=True)
+  (tmp_path / 'empty' / 'sub' / 'readme.txt').write_text('x')
+  with pytest.raises(UserError, match="data.path=.*empty' holds no jpg/jpeg/png/webp images"):
+    data.open_split(_folder_data(tmp_path / 'empty', tmp_path / 'cache'), 'train')
+  with pytest.raises(UserError, match="data.path=.*nowhere' is not a directory"):
+    data.open_split(_folder_data(tmp_path / 'nowhere', tmp_path / 'cache'), 'train')
+  make_image_folder(tmp_path / 'mixed', n=3, corrupt=0)
+  with pytest.raises(UserError, match='images of different sizes .* --config.data.image_size=N'):
+    data.open_split(_folder_data(tmp_path / 'mixed', tmp_path / 'cache', size=None), 'train')
+  with pytest.raises(UserError, match="split 'valid' of an image folder"):
+    data.open_split(_folder_data(tmp_path / 'mixed', tmp_path / 'cache'), 'valid')
+  only_broken = tmp_path / 'broken'
+  make_image_folder(only_broken, n=0, corrupt=2)
+  with pytest.raises(UserError, match=r'no example could be read \(2 skipped\)'):
+    data.open_split(_folder_data(only_broken, tmp_path / 'cache'), 'train')
+
+
+def test_records_written_by_a_killed_run_are_not_used(tmp_path):
+  """A record file is complete or absent: a decode cut short leaves only a temporary directory."""
+  def dying():
+    yield np.zeros((2, 2, 1), np.uint8), 0
+    raise KeyboardInterrupt
+  target = str(tmp_path / 'rec')
+  with pytest.raises(KeyboardInterrupt):
+    records.build(target, dying, 2, 'test', {'v': 1})
+  assert not os.path.exists(target)
+  out = records.build(target, lambda: iter([(np.full((2, 2, 1), 7, np.uint8), 3)] * 2), 2, 'test', {'v': 1})
+  assert len(out) == 2 and out.read([1])[0, 0, 0, 0] == 7 and list(out.labels) == [3, 3]

@@ -79,7 +79,7 @@ def test_one_device_equals_four_devices(update):
     rstate = parallel.replicate(state, n)
     for i in range(3):
       batch = real_batches(k, 32, seed=i)
-      # device-major split of the global batch, as BatchIterator does
+      # device-major split of the global batch, as the input pipeline does
       local = batch.reshape((k, n, 32 // n) + SHAPE).swapaxes(0, 1)
       rstate, metrics = p_step(rstate, local)
     results[n] = (parallel.unreplicate(rstate), parallel.unreplicate(metrics))
@@ -133,3 +133,20 @@ def test_ema_of_g_follows_its_recurrence_and_leaves_training_unchanged(update):
   moved = jax.tree.map(lambda a, b: float(np.abs(a - b).max()), states[0].g_params, initial)
   lag = jax.tree.map(lambda a, b: float(np.abs(a - b).max()), states[0].g_params, states[0].g_ema)
   assert max(jax.tree.leaves(lag)) > 0.1 * max(jax.tree.leaves(moved)) > 0  # it does lag behind G
+
+
+@pytest.mark.parametrize('kind', ['unit', 'symmetric'])
+def test_uint8_batches_are_scaled_inside_the_step(kind):
+  """The host sends uint8 pixels; the step scales them on the device. It must equal the step on
+  the same pixels scaled on the host by hand ([0, 1]: x/255; [-1, 1]: x/127.5 - 1)."""
+  import dataclasses
+  spec = make_spec(2)
+  state = step.create_state(spec, 0, SHAPE)
+  pixels = np.random.default_rng(3).integers(0, 256, (2, 16) + SHAPE, dtype=np.uint8)
+  by_hand = pixels.astype(np.float64) / 255 if kind == 'unit' else pixels.astype(np.float64) / 127.5 - 1
+  on_device, _ = jax.jit(functools.partial(step.train_step, dataclasses.replace(spec, data_scale=kind)))(state, pixels)
+  on_host, _ = jax.jit(functools.partial(step.train_step, spec))(state, by_hand.astype(np.float32))
+  assert_trees_close(on_device, on_host)
+  unscaled, _ = jax.jit(functools.partial(step.train_step, spec))(state, pixels.astype(np.float32))
+  assert not np.allclose(unscaled.d_params['params']['Dense_0']['kernel'],
+                         on_device.d_params['params']['Dense_0']['kernel'])

@@ -1,0 +1,31 @@
+"""Data: any tfds image dataset, a folder of the user's images, or a synthetic density.
+
+`open_split(data_config, split)` gives random access to one split (uint8 images decoded once into
+a record file, or the synthetic samples in memory); `pipeline.train_iterator` streams training
+batches from it through grain; `load_split` reads a small split whole (evaluation).
+"""
+import os
+
+from gan_jax.data import folder, pipeline, synthetic, tfds_source
+from gan_jax.data.pipeline import scale, to_unit  # noqa: F401  (the public names)
+
+SYNTHETIC = synthetic.NAMES
+
+
+def open_split(data_config, split: str, seed: int = 0):
+  """Random access to one split: `len`, `.shape`, `.labels`, `read(indices)`, `read_all()`."""
+  name = data_config.name
+  if name in SYNTHETIC:
+    train = split == data_config.train_split
+    n = data_config.num_examples if train else data_config.num_eval_examples
+    return synthetic.ArraySource(synthetic.sample(name, n, seed + (0 if train else 1)))
+  if name == 'folder':
+    root = data_config.cache_dir or os.path.join(os.path.expanduser('~'), '.cache', 'gan_jax')
+    return folder.open_records(data_config, split, root)
+  return tfds_source.open_records(data_config, split)
+
+
+def load_split(data_config, split: str, seed: int = 0):
+  """A whole (small) split in the model's range, float32, and its labels (or None)."""
+  source = open_split(data_config, split, seed)
+  return scale(source.read_all(), data_config.scale), source.labels

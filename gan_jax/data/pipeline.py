@@ -1,0 +1,68 @@
+"""Training batches as a grain pipeline over a random-access source.
+
+    range(N) → shuffle (seed; grain reseeds every epoch) → global batches of indices
+    (drop_remainder, per epoch) → repeat → k per step → this host's devices' rows → read
+
+Every host builds the same global index batches and reads only its own devices' rows, so the
+global batch of a step does not depend on how it is split over hosts and devices. Each element
+is one train_step's input, [local_devices, k, per_device_batch, *example_shape], uint8 for images
+(scaled on the device inside the step, `scale`). The iterator is grain's: its state is exact and
+goes into the checkpoint, so a resumed run sees exactly the batches an uninterrupted one would.
+"""
+import grain
+import numpy as np
+
+from gan_jax.errors import UserError
+
+SCALES = ('unit', 'symmetric', 'none')
+
+
+def scale(x, kind: str):
+  """Pixels to the model's range, for numpy or jax arrays: 'unit' [0, 1] (the paper's MNIST),
+  'symmetric' [-1, 1] (tanh G), 'none' as is (synthetic data)."""
+  if kind == 'unit':
+    return x.astype(np.float32) / 255.0
+  if kind == 'symmetric':
+    return x.astype(np.float32) / 127.5 - 1.0
+  if kind == 'none':
+    return x.astype(np.float32)
+  raise UserError(f'data.scale={kind!r} is unknown; choose one of {SCALES}.')
+
+
+def to_unit(x, kind: str):
+  """Values in the model's range back to [0, 1] pixels (Parzen is reported on [0, 1])."""
+  return (x + 1.0) / 2.0 if kind == 'symmetric' else x
+
+
+class _ReadRows:
+  """[k, global_batch] indices → this host's rows of the examples, [local, k, b, ...]."""
+
+  def __init__(self, source, num_devices, per_device, rows):
+    self.source, self.num_devices, self.per_device, self.rows = source, num_devices, per_device, rows
+
+  def __call__(self, idx):
+    k = idx.shape[0]
+    idx = idx.reshape(k, self.num_devices, self.per_device).transpose(1, 0, 2)[self.rows]
+    return self.source.read(idx.reshape(-1)).reshape(idx.shape + tuple(self.source.shape))
+
+
+def train_iterator(source, global_batch: int, k: int, num_devices: int, device_offset: int,
+                   local_devices: int, seed: int, prefetch: int = 2):
+  """grain's iterator of one train_step's batches (see the module doc); `get_state()` /
+  `set_state()` resume it exactly. `prefetch` > 0 reads that many steps ahead in a thread."""
+  if global_batch % num_devices:
+    raise UserError(
+        f'train.batch_size={global_batch} is not divisible by the {num_devices} devices in use; '
+        f'use a multiple of {num_devices} or set mesh.num_devices to a divisor of it.')
+  if len(source) < global_batch:
+    raise UserError(f'the training split has {len(source)} examples, fewer than one batch of {global_batch}.')
+  rows = slice(device_offset, device_offset + local_devices)
+  ds = (grain.MapDataset.range(len(source)).shuffle(seed=seed % 2**32)
+        .batch(global_batch, drop_remainder=True).repeat().batch(k, drop_remainder=True)
+        .map(_ReadRows(source, num_devices, global_batch // num_devices, rows)))
+  options = grain.ReadOptions(num_threads=1 if prefetch else 0, prefetch_buffer_size=prefetch)
+  return iter(ds.to_iter_dataset(options))
+
+
+def batches_per_epoch(source, global_batch: int) -> int:
+  return len(source) // global_batch
