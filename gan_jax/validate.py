@@ -18,6 +18,14 @@ def validate_config(config) -> None:
     raise UserError(f'data.scale={d.scale!r} is unknown; choose one of {pipeline.SCALES}.')
   if d.image_size is not None and d.image_size < 1:
     raise UserError(f'data.image_size={d.image_size} must be a positive size in pixels (or None: as stored).')
+  if config.model.g_output_bias not in ('marginals', 'none'):
+    raise UserError(f'model.g_output_bias={config.model.g_output_bias!r} is unknown; choose marginals or none.')
+  if config.model.g_output_bias == 'marginals' and config.model.generator != 'paper_mlp':
+    raise UserError(f'model.g_output_bias=marginals sets one output bias per pixel, which only the '
+                    f'paper_mlp G has; with model.generator={config.model.generator} set '
+                    '--config.model.g_output_bias=none.')
+  if 'dcgan' in (config.model.generator, config.model.discriminator) and d.image_size is not None:
+    models.dcgan_layout(d.image_size)  # one line naming the sizes it can make
   if d.prefetch < 0:
     raise UserError(f'data.prefetch={d.prefetch} must be >= 0.')
   if config.model.generator not in models.GENERATORS:

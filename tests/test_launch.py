@@ -80,6 +80,10 @@ def test_bad_inputs_fail_clearly_and_write_nothing(tmp_path):
       (['--config.mesh.platform=cpu', '--config.mesh.num_devices=3'], 'not divisible by the 3 devices'),
       (['--config.train.update_mode=simultaneous', '--config.train.k=2'], 'train.k must be 1'),
       (['--config.train.ema_decay=1.0'], 'train.ema_decay=1.0 must be in [0, 1)'),
+      (['--config.model.g_output_bias=marginal'], "model.g_output_bias='marginal' is unknown"),
+      (['--config.model.generator=dcgan', '--config.model.g_output_bias=marginals'], 'which only the paper_mlp G has'),
+      (['--config.model.generator=dcgan', '--config.model.g_output_bias=none', '--config.data.image_size=48'],
+       'the dcgan models make square images of side 28, 32, 56, 64, 112, 128'),
   ]
   for i, (overrides, message) in enumerate(cases):
     wd = tmp_path / f'case{i}'
