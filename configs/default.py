@@ -110,3 +110,19 @@ def toy_config(data_name: str, noise: str, noise_dim: int, hidden: int, num_exam
   c.optim.g = adam(1e-3)
   c.optim.d = adam(1e-3)
   return c
+
+
+def dcgan_config(width: int):
+  """Shared settings of the conv experiments (DCGAN's recipe): the dcgan pair of the given width,
+  pixels in [-1, 1] with a tanh G, Gaussian z, Adam 2e-4 with β1 0.5 for both players, batch 64."""
+  c = get_config()
+  c.data.scale = 'symmetric'
+  c.model.generator = c.model.discriminator = 'dcgan'
+  c.model.noise = 'gaussian'
+  c.model.g_output, c.model.g_output_bias = 'tanh', 'none'
+  c.model.g_kwargs = ml_collections.ConfigDict(dict(width=width))
+  c.model.d_kwargs = ml_collections.ConfigDict(dict(width=width))
+  c.train.batch_size = 64
+  c.optim.g = adam(2e-4)
+  c.optim.d = adam(2e-4)
+  return c

@@ -6,30 +6,17 @@ resized to data.image_size (default 64), a DCGAN pair, pixels in [-1, 1], Adam.
 A folder has no held-out test set, so no Parzen or classifier numbers: the run writes sample grids,
 TensorBoard and checkpoints, and --mode=sample draws from a checkpoint.
 """
-import ml_collections
-
 from configs import default
 
 
 def get_config():
-  c = default.get_config()
+  c = default.dcgan_config(width=64)
   c.data.name = 'folder'
   c.data.image_size = 64
   c.data.train_split = 'train'
   c.data.valid_split = None  # nothing held out: every image trains
   c.data.eval_split = None
-  c.data.scale = 'symmetric'
-  c.model.generator = 'dcgan'
-  c.model.discriminator = 'dcgan'
-  c.model.noise = 'gaussian'
-  c.model.g_output = 'tanh'
-  c.model.g_output_bias = 'none'
-  c.model.g_kwargs = ml_collections.ConfigDict(dict(width=64))
-  c.model.d_kwargs = ml_collections.ConfigDict(dict(width=64))
-  c.train.batch_size = 64
   c.train.num_steps = 100_000
-  c.optim.g = default.adam(2e-4)
-  c.optim.d = default.adam(2e-4)
   c.eval_every_steps = 1000
   c.checkpoint_every_steps = 1000
   c.num_samples = 64
