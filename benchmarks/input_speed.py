@@ -14,7 +14,8 @@ work may overlap the step: this is the stricter test). Both feeds share one evol
 interleaving puts machine drift (other jobs, page cache) on both alike. Prints each round's ratio
 of step rates (streamed / resident), their median with a bootstrap 95% interval, the process CPU
 time per step of each feed (the input's host cost, which other jobs on the cores hide from the
-wall-clock ratio), and a verdict line.
+wall-clock ratio), the time the main thread waits for a call's batches while the device idles
+(where a too-short data.prefetch shows), and a verdict line.
 """
 import os
 import statistics
@@ -66,17 +67,21 @@ def median_interval(ratios, resamples: int):
 
 
 def feeds(exp):
-  """(streamed, resident, steps per call): each runs one dispatch and waits for it."""
+  """(streamed, resident, waited, steps per call): the feeds each run one dispatch and wait for
+  it; waited() gives (and resets) the seconds streamed spent assembling batches, when the device
+  has nothing to do."""
   import jax
   import numpy as np
   from gan_jax import parallel, step
   per_call = exp.config.train.steps_per_call
   devices = parallel.pmap_devices(exp.devices)
   p_steps = step.make_p_train_steps(exp.spec, devices)
-  box = {'state': parallel.replicate(exp.init_state, len(exp.devices))}
+  box = {'state': parallel.replicate(exp.init_state, len(exp.devices)), 'wait': 0.0}
 
   def streamed():
+    t0 = time.perf_counter()
     batches = np.stack([next(exp.iterator) for _ in range(per_call)], axis=1)
+    box['wait'] += time.perf_counter() - t0
     box['state'], m = p_steps(box['state'], batches)
     jax.block_until_ready(m)
 
@@ -88,7 +93,11 @@ def feeds(exp):
     box['state'], m = p_steps(box['state'], on_device)
     jax.block_until_ready(m)
 
-  return streamed, resident, per_call
+  def waited():
+    seconds, box['wait'] = box['wait'], 0.0
+    return seconds
+
+  return streamed, resident, waited, per_call
 
 
 def time_calls(fn, calls: int):
@@ -100,8 +109,9 @@ def time_calls(fn, calls: int):
   return time.perf_counter() - t0, time.process_time() - c0
 
 
-def measure(streamed, resident, calls: int, rounds: int):
-  """[((wall, cpu) streamed, (wall, cpu) resident)] per round, after one untimed round of each."""
+def measure(streamed, resident, waited, calls: int, rounds: int):
+  """[((wall, cpu) streamed, (wall, cpu) resident, streamed's batch wait)] per round, after one
+  untimed round of each."""
   import jax
   streamed()  # the first call compiles and moves the initial state to the device
   time_calls(streamed, calls)
@@ -110,15 +120,17 @@ def measure(streamed, resident, calls: int, rounds: int):
     out = []
     for _ in range(rounds):
       with jax.transfer_guard('allow'):
+        waited()
         a = time_calls(streamed, calls)
-      out.append((a, time_calls(resident, calls)))
+        wait = waited()
+      out.append((a, time_calls(resident, calls), wait))
   return out
 
 
 def report(config, name, times, steps, per_call, prefetch):
   import jax
   device = jax.devices()[0]
-  ratios = [100 * b[0] / a[0] for a, b in times]  # streamed rate / resident rate, in %
+  ratios = [100 * b[0] / a[0] for a, b, _ in times]  # streamed rate / resident rate, in %
   med, lo, hi = median_interval(ratios, FLAGS.bootstrap)
   rate = lambda secs: steps / secs
   print(f'\nconfig {name}: data {config.data.name}, batch {config.train.batch_size}, k={config.train.k}, '
@@ -126,17 +138,21 @@ def report(config, name, times, steps, per_call, prefetch):
   print(f'device: {device.platform} ({device.device_kind}), jax {jax.__version__}; cpu: {cpu_info()}')
   print(f'{steps} steps per feed per round, {len(times)} rounds (streamed then resident), after 1 warm-up round\n')
   print(f'{"round":>5}{"streamed steps/s":>18}{"resident steps/s":>18}{"streamed/resident":>19}')
-  for i, ((a, b), r) in enumerate(zip(times, ratios)):
+  for i, ((a, b, _), r) in enumerate(zip(times, ratios)):
     print(f'{i + 1:>5}{rate(a[0]):>18.1f}{rate(b[0]):>18.1f}{r:>18.1f}%')
-  median_a = statistics.median(rate(a[0]) for a, _ in times)
-  median_b = statistics.median(rate(b[0]) for _, b in times)
+  median_a = statistics.median(rate(a[0]) for a, _, _ in times)
+  median_b = statistics.median(rate(b[0]) for _, b, _ in times)
   print(f'{"median":>5}{median_a:>18.1f}{median_b:>18.1f}{med:>18.1f}%')
-  cpu_a = statistics.median(1e3 * a[1] / steps for a, _ in times)
-  cpu_b = statistics.median(1e3 * b[1] / steps for _, b in times)
+  cpu_a = statistics.median(1e3 * a[1] / steps for a, _, _ in times)
+  cpu_b = statistics.median(1e3 * b[1] / steps for _, b, _ in times)
+  wait = statistics.median(1e3 * w / steps for _, _, w in times)
   extra = cpu_a - cpu_b
   print(f'\nprocess CPU per step (all threads): streamed {cpu_a:.2f} ms, resident {cpu_b:.2f} ms. The input '
         f'adds {extra:.2f} ms ({100 * extra / cpu_b:+.1f}%): where the step keeps every core busy (an idle '
         f'machine), streamed would run at about {100 * cpu_b / cpu_a:.1f}% of resident')
+  print(f'batch wait (main thread assembling a call\'s batches, the device idle): {wait:.2f} ms per step = '
+        f'{100 * wait * median_b / 1e3:.1f}% of a resident step; data.prefetch={prefetch} batches read ahead '
+        f'for {per_call} per call')
   verdict = 'yes' if lo >= FLAGS.threshold else ('no' if hi < FLAGS.threshold else 'undecided (interval straddles it)')
   print(f'\nstreamed step = {med:.1f}% of device-resident (95% CI {lo:.1f}–{hi:.1f}%); '
         f'within {100 - FLAGS.threshold:g}%: {verdict}')
@@ -158,9 +174,9 @@ def main(argv):
   except UserError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
-  streamed, resident, per_call = feeds(exp)
+  streamed, resident, waited, per_call = feeds(exp)
   calls = -(-FLAGS.steps // per_call)
-  times = measure(streamed, resident, calls, FLAGS.rounds)
+  times = measure(streamed, resident, waited, calls, FLAGS.rounds)
   report(config, name, times, calls * per_call, per_call, config.data.prefetch)
 
 

@@ -24,7 +24,7 @@ def get_config():
   c.data.image_key = 'image'                         # the tfds feature holding the image
   c.data.image_size = config_dict.placeholder(int)  # center crop + resize to N×N; None: as stored
   c.data.cache_dir = config_dict.placeholder(str)   # decoded records; None: beside the tfds data / ~/.cache/gan_jax
-  c.data.prefetch = 2                                # train_step batches read ahead (a thread); 0: none
+  c.data.prefetch = 2                                # dispatches (steps_per_call batches each) read ahead in a thread; 0: none
   c.data.manual_dir = config_dict.placeholder(str)  # official archives; None: tfds downloads
   c.data.data_dir = config_dict.placeholder(str)    # prepared tfds data; None: tfds default
   c.data.train_split = 'train[:50000]'              # the released code held out 50000:60000
