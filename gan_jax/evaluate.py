@@ -48,8 +48,7 @@ def load_state(exp, workdir: str, step=None):
 
 def _unit_split(exp, split):
   """A split as [0, 1] pixels (what Parzen and the classifier see, whatever G's range) and labels."""
-  images, labels = data.load_split(exp.config.data, split, exp.config.seed)
-  return data.to_unit(images, exp.config.data.scale), labels
+  return data.load_unit_split(exp.config.data, split, exp.config.seed)
 
 
 def _unit(exp, samples):

@@ -2,7 +2,7 @@
 
 `open_split(data_config, split)` gives random access to one split (uint8 images decoded once into
 a record file, or the synthetic samples in memory); `pipeline.train_iterator` streams training
-batches from it through grain; `load_split` reads a small split whole (evaluation).
+batches from it through grain; `load_unit_split` reads a small split whole (evaluation).
 """
 import os
 
@@ -25,7 +25,8 @@ def open_split(data_config, split: str, seed: int = 0):
   return tfds_source.open_records(data_config, split)
 
 
-def load_split(data_config, split: str, seed: int = 0):
-  """A whole (small) split in the model's range, float32, and its labels (or None)."""
+def load_unit_split(data_config, split: str, seed: int = 0):
+  """A whole (small) image split as [0, 1] float32 pixels (what every metric sees, whatever G's
+  range), and its labels (or None)."""
   source = open_split(data_config, split, seed)
-  return scale(source.read_all(), data_config.scale), source.labels
+  return scale(source.read_all(), 'unit'), source.labels
