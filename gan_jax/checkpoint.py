@@ -1,79 +1,286 @@
 """Checkpoints: orbax under workdir/checkpoints, holding the GANState, grain's data iterator
-state (grain's own orbax handler, one file per process), the training clock and the config that
-made them (to refuse resuming with an incompatible one)."""
+state (grain's own orbax handler, one file per process), the training clock, the config that
+made them (to refuse resuming as a different experiment) and a digest of every saved array.
+
+A checkpoint counts only when every file is as it was written (a sha256 of each is recorded once
+its save finishes), all of it reads back, and every array matches its digest: damage
+(a full disk, a copy cut short, bit rot) makes a run fall back to the newest intact step, and the
+damaged one is moved aside, never deleted. Readers (eval, sample) open the directory read-only.
+"""
+import datetime
+import hashlib
 import json
+import logging
 import os
+import sys
+import warnings
 
 import grain
+import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
+from gan_jax import progress
 from gan_jax.errors import UserError
 
-# Config entries that determine the shapes and structure of the saved state.
-STRUCTURE_KEYS = ('data.name', 'model', 'optim.g.name', 'optim.d.name')
-# ... and whether the state holds a moving average of G (any decay restores into either).
-STRUCTURE_FLAGS = {'train.ema_decay > 0': lambda cfg: bool(_lookup(cfg, 'train.ema_decay') or 0)}
+# Config entries that may differ on resume: how long and how often, where files live, what is
+# measured, and on which devices. Everything else defines the experiment. The learning rates are
+# here because lowering them is how a diverged run is resumed (see train._Verified).
+SAFE_TO_CHANGE = ('train.num_steps', 'train.time_budget_minutes', 'train.steps_per_call',
+                  'log_every_steps', 'eval_every_steps', 'checkpoint_every_steps',
+                  'max_checkpoints_to_keep', 'keep_checkpoints_every_steps', 'num_samples',
+                  'eval.', 'figure1.', 'mesh.', 'data.prefetch', 'data.manual_dir', 'data.data_dir',
+                  'data.cache_dir', 'data.eval_split', 'data.valid_split', 'data.num_eval_examples',
+                  'optim.g.lr', 'optim.d.lr')
+DAMAGED_DIR = 'checkpoints_damaged'
+MANIFEST_DIR = 'checkpoint_manifests'  # <step>.json: sha256 of each file of the step
 
 
-def _lookup(cfg: dict, dotted: str):
-  for part in dotted.split('.'):
-    cfg = cfg.get(part, {}) if isinstance(cfg, dict) else {}
-  return cfg
+class Damaged(Exception):
+  """A checkpoint step that cannot be read back intact."""
 
 
 def config_to_dict(config) -> dict:
   return json.loads(config.to_json_best_effort())
 
 
+def _flatten(tree, prefix=''):
+  if not isinstance(tree, dict):
+    return {prefix[:-1]: tree}
+  out = {}
+  for k, v in tree.items():
+    out.update(_flatten(v, f'{prefix}{k}.'))
+  return out
+
+
+def config_differences(saved: dict, now: dict):
+  """([keys that define the run and differ], [safe keys that differ]) as 'key: saved → now'."""
+  a, b = _flatten(saved), _flatten(now)
+  fatal, safe = [], []
+  for key in sorted(set(a) | set(b)):
+    if a.get(key) != b.get(key):
+      line = f'{key}: saved {a.get(key, "(absent)")!r}, now {b.get(key, "(absent)")!r}'
+      (safe if key.startswith(SAFE_TO_CHANGE) else fatal).append(line)
+  return fatal, safe
+
+
+def digests(state) -> dict:
+  """sha256 of every array of the state (bytes, dtype and shape), keyed by its path."""
+  out = {}
+  for path, leaf in jax.tree_util.tree_leaves_with_path(state):
+    a = np.ascontiguousarray(np.asarray(leaf))
+    out[jax.tree_util.keystr(path)] = hashlib.sha256(
+        f'{a.dtype}{a.shape}'.encode() + a.tobytes()).hexdigest()
+  return out
+
+
+def all_processes(ok: bool) -> bool:
+  """True when `ok` holds on every process (each process reads its own data file)."""
+  if jax.process_count() == 1:
+    return ok
+  from jax.experimental import multihost_utils
+  return bool(np.all(multihost_utils.process_allgather(np.int32(ok))))
+
+
 class Checkpoints:
   """A thin, named layer over `ocp.CheckpointManager` (atomic, async writes)."""
 
-  def __init__(self, workdir: str, max_to_keep: int = 3, keep_period=None):
-    """Keeps the newest `max_to_keep` checkpoints, and every step divisible by `keep_period`."""
-    self.directory = os.path.abspath(os.path.join(workdir, 'checkpoints'))
+  def __init__(self, workdir: str, max_to_keep: int = 3, keep_period=None, read_only: bool = False):
+    """Keeps the newest `max_to_keep` checkpoints, and every step divisible by `keep_period`.
+    read_only: never writes, renames or cleans up, so it is safe beside a training run."""
+    self.workdir = os.path.abspath(workdir)
+    self.directory = os.path.join(self.workdir, 'checkpoints')
+    self.read_only = read_only
+    self._unsealed = []  # steps saved by this run whose files are not yet recorded
+    # A write cut short (SIGKILL) leaves only a tmp dir; the writer removes it, a reader must not
+    # (it may be the save in progress).
     self._manager = ocp.CheckpointManager(self.directory, options=ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep, keep_period=keep_period, create=False,
-        cleanup_tmp_directories=True))  # a write cut short (SIGKILL) leaves only a tmp dir
+        max_to_keep=max_to_keep, keep_period=keep_period, create=False, read_only=read_only,
+        cleanup_tmp_directories=not read_only))
 
   def all_steps(self):
-    return list(self._manager.all_steps()) if os.path.isdir(self.directory) else []
+    return sorted(self._manager.all_steps()) if os.path.isdir(self.directory) else []
 
   def latest_step(self):
     return self._manager.latest_step() if os.path.isdir(self.directory) else None
 
-  def check_compatible(self, step: int, config) -> None:
-    saved = self._manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))['config']
-    now = config_to_dict(config)
-    diffs = [f'{key}: saved {_lookup(saved, key)!r}, now {_lookup(now, key)!r}'
-             for key in STRUCTURE_KEYS if _lookup(saved, key) != _lookup(now, key)]
-    diffs += [f'{name}: saved {flag(saved)}, now {flag(now)}'
-              for name, flag in STRUCTURE_FLAGS.items() if flag(saved) != flag(now)]
-    if diffs:
-      raise UserError(f'the workdir holds a checkpoint (step {step}) from an incompatible config ('
-                      + '; '.join(diffs) + '). Use a new --workdir, or the config it was made with.')
+  def saved_config(self, step: int) -> dict:
+    try:
+      return self._manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))['config']
+    except Exception as e:  # orbax raises many types for missing or unreadable files
+      raise Damaged(f'its config cannot be read ({_why(e)})') from None
+
+  def check_compatible(self, step: int, config) -> list:
+    """Refuses a config that would continue the saved run as a different experiment; returns
+    the safe keys that changed."""
+    fatal, safe = config_differences(self.saved_config(step), config_to_dict(config))
+    if fatal:
+      raise UserError(f'the checkpoint at step {step} in {self.directory} was made by a different '
+                      f'experiment (incompatible config: {"; ".join(fatal)}). Resume with the config it '
+                      'was made with, or start fresh with a new --workdir.')
+    return safe
 
   def restore(self, step: int, target, iterator=None):
-    """(state, {'train_seconds': ...}) from `step`; `target` gives the state's structure. With
-    `iterator` (grain's), its position is restored too."""
+    """(state, clock dict) from `step`, its files and arrays checked against their digests;
+    `target` gives the state's structure. With `iterator` (grain's), its position is restored
+    too. Raises Damaged."""
+    self._check_files(step)
+    return self._restore(step, target, iterator)
+
+  def _restore(self, step: int, target, iterator=None):
     items = dict(state=ocp.args.StandardRestore(target), clock=ocp.args.JsonRestore())
+    if os.path.isdir(os.path.join(self.directory, str(step), 'digests')):  # older checkpoints have none
+      items['digests'] = ocp.args.JsonRestore()
     if iterator is not None:
       items['data'] = grain.checkpoint.CheckpointRestore(iterator)
     try:
       out = self._manager.restore(step, args=ocp.args.Composite(**items))
-    except Exception as e:  # orbax raises several types for structure/shape/corruption problems
-      raise UserError(f'cannot restore the checkpoint at step {step} in {self.directory} '
-                      f'({type(e).__name__}: {str(e)[:300]}). Use a new --workdir, or delete that '
-                      'step to fall back to an earlier one.') from None
+    except Exception as e:
+      raise Damaged(_why(e)) from None
+    if 'digests' in out:
+      bad = [k for k, v in digests(out['state']).items() if out['digests'].get(k) != v]
+      if bad or set(out['digests']) != set(digests(out['state'])):
+        raise Damaged(f'{len(bad)} array(s) differ from their saved digests (first: {bad[:1]})')
+    processes = out['clock'].get('process_count', 1)
+    if iterator is not None and processes != jax.process_count():  # one data state per process
+      raise UserError(f'the checkpoint at step {step} was written by {processes} process(es); '
+                      f'resume it with {processes} (now {jax.process_count()}) or start a new --workdir.')
     return out['state'], out['clock']
+
+  def restore_newest(self, config, target, iterator=None, step=None):
+    """(step, state, clock) of the newest checkpoint that reads back intact on every process, or
+    of `step`; None without checkpoints. A damaged step is reported in one line and, unless
+    read-only, moved to workdir/checkpoints_damaged. None intact: a one-line error, nothing moved."""
+    _quiet_abandoned_reads()
+    steps = self.all_steps()
+    candidates = [step] if step is not None else steps[::-1]
+    damaged = []
+    for s in candidates:
+      try:
+        self._check_files(s)  # before orbax reads: a damaged file fails here, quietly
+        changed = self.check_compatible(s, config)
+        state, clock = self._restore(s, target, iterator)
+        ok, why = True, None
+      except Damaged as e:
+        ok, why = False, str(e)
+      if all_processes(ok):
+        for bad, reason in damaged:
+          self._move_aside(bad, reason)
+        if changed and not self.read_only:
+          progress.log('Resuming with changed settings: %s', '; '.join(changed))
+        return s, state, clock
+      damaged.append((s, why or 'unreadable on another process'))
+      progress.warn(f'The checkpoint at step {s} in {self.directory} is damaged ({damaged[-1][1]}); '
+                    + ('trying an earlier one.' if s != candidates[-1] else 'no earlier one is left.'))
+    if not damaged:
+      return None
+    raise UserError(f'no intact checkpoint in {self.directory}: ' + '; '.join(
+        f'step {s}: {why}' for s, why in damaged) + '. Nothing was moved or deleted; start fresh with '
+        'a new --workdir, or restore the files from a copy.')
+
+  def _move_aside(self, step: int, reason: str) -> None:
+    if self.read_only:
+      return
+    if jax.process_index() == 0:
+      stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%S')
+      dest = os.path.join(self.workdir, DAMAGED_DIR, f'{step}-{stamp}')
+      os.makedirs(os.path.dirname(dest), exist_ok=True)
+      os.rename(os.path.join(self.directory, str(step)), dest)
+      with open(os.path.join(dest, 'WHY.txt'), 'w') as f:
+        f.write(reason + '\n')
+      if os.path.exists(self._manifest_path(step)):
+        os.rename(self._manifest_path(step), os.path.join(dest, 'MANIFEST.json'))
+      progress.warn(f'Moved the damaged checkpoint at step {step} to {dest}.')
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils
+      multihost_utils.sync_global_devices(f'gan_jax_moved_{step}')
+    self._manager.reload()
+
+  def _manifest_path(self, step: int) -> str:
+    return os.path.join(self.workdir, MANIFEST_DIR, f'{step}.json')
+
+  def _file_digests(self, step: int) -> dict:
+    root = os.path.join(self.directory, str(step))
+    out = {}
+    for folder, _, names in os.walk(root):
+      for name in names:
+        path = os.path.join(folder, name)
+        with open(path, 'rb') as f:
+          out[os.path.relpath(path, root)] = hashlib.file_digest(f, 'sha256').hexdigest()
+    return out
+
+  def _check_files(self, step: int) -> None:
+    """Every file of the step as it was when its save finished (when that was recorded)."""
+    try:
+      with open(self._manifest_path(step)) as f:
+        expected = json.load(f)
+    except (OSError, ValueError):  # saved before manifests, or killed before sealing: arrays still checked
+      return
+    actual = self._file_digests(step)
+    missing = sorted(set(expected) - set(actual))
+    changed = sorted(k for k in expected if k in actual and actual[k] != expected[k])
+    if missing or changed:
+      raise Damaged(f'{len(missing)} file(s) missing and {len(changed)} changed since it was saved '
+                    f'(first: {(missing + changed)[0]})')
+
+  def _seal(self) -> None:
+    """Records a sha256 of every file of the steps this run saved, once their saves finished,
+    and forgets those of steps orbax has since deleted (process 0)."""
+    self._manager.wait_until_finished()
+    if jax.process_index() != 0 or not self._unsealed:
+      return
+    steps = set(self.all_steps())
+    os.makedirs(os.path.join(self.workdir, MANIFEST_DIR), exist_ok=True)
+    for step in self._unsealed:
+      if step in steps:
+        path = self._manifest_path(step)
+        with open(path + '.tmp', 'w') as f:
+          json.dump(self._file_digests(step), f)
+        os.replace(path + '.tmp', path)
+    self._unsealed = []
+    for name in os.listdir(os.path.join(self.workdir, MANIFEST_DIR)):
+      if name.endswith('.json') and name[:-5].isdigit() and int(name[:-5]) not in steps:
+        os.remove(os.path.join(self.workdir, MANIFEST_DIR, name))
 
   def save(self, step: int, state, iterator, clock: dict, config) -> None:
     os.makedirs(self.directory, exist_ok=True)
+    self._seal()
+    self._unsealed.append(step)
     self._manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), data=grain.checkpoint.CheckpointSave(iterator),
-        clock=ocp.args.JsonSave(clock), config=ocp.args.JsonSave(config_to_dict(config))), force=True)
+        clock=ocp.args.JsonSave({**clock, 'process_count': jax.process_count()}),
+        config=ocp.args.JsonSave(config_to_dict(config)), digests=ocp.args.JsonSave(digests(state))),
+        force=True)
 
   def wait(self) -> None:
-    self._manager.wait_until_finished()
+    self._seal()
 
   def close(self) -> None:
     self._manager.close()
+
+
+def _quiet_abandoned_reads() -> None:
+  """When one array of a damaged checkpoint fails to read, orbax abandons its other reads, and
+  Python reports each as it is collected (an orbax coroutine's error, or 'Event loop is closed'
+  from a tensorstore callback landing on orbax's closed loop). `restore_newest` reports the
+  damage in one line; those reports (and asyncio's and Python's notes about the same abandoned
+  reads) are dropped."""
+  if getattr(sys, '_gan_jax_quiet_reads', False):
+    return
+  default = sys.unraisablehook
+
+  def hook(u):
+    code = getattr(u.object, 'cr_code', None)
+    orphan = code is not None and '/orbax/' in code.co_filename
+    closed = u.exc_type is RuntimeError and str(u.exc_value) == 'Event loop is closed'
+    if not (orphan or closed):
+      default(u)
+
+  sys.unraisablehook, sys._gan_jax_quiet_reads = hook, True
+  logging.getLogger('asyncio').addFilter(lambda r: 'exception was never retrieved' not in r.getMessage())
+  warnings.filterwarnings('ignore', r"coroutine '_read_array_index_and_device_put' was never awaited")
+
+
+def _why(e: Exception) -> str:
+  text = ' '.join(str(e).split()).split(' See full TensorStore details')[0]
+  return f'{type(e).__name__}: {text[:200]}'

@@ -32,16 +32,15 @@ def generate(exp, g_params, n: int, seed: int, batch: int = 1000) -> np.ndarray:
 
 
 def load_state(exp, workdir: str, step=None):
-  """The newest (or the named) checkpoint's state, and its step."""
-  ckpt = Checkpoints(workdir)
+  """The newest intact (or the named) checkpoint's state, and its step. Read-only: it may run
+  beside a training run that is saving."""
+  ckpt = Checkpoints(workdir, read_only=True)
   steps = ckpt.all_steps()
   if not steps:
     raise UserError(f'no checkpoint in {ckpt.directory}; train first (--mode=train) or pass the right --workdir.')
-  step = max(steps) if step is None else step
-  if step not in steps:
+  if step is not None and step not in steps:
     raise UserError(f'no checkpoint at step {step} in {ckpt.directory}; there are {sorted(steps)}.')
-  ckpt.check_compatible(step, exp.config)
-  state, _ = ckpt.restore(step, exp.init_state)
+  step, state, _ = ckpt.restore_newest(exp.config, exp.init_state, step=step)
   ckpt.close()
   return state, step
 

@@ -39,3 +39,10 @@ def unreplicate(tree):
     shard = np.asarray(a.addressable_data(0))
     return shard[0] if shard.ndim == a.ndim else shard
   return jax.tree.map(first, tree)
+
+
+def make_any_process(devices):
+  """`agree(flags)`: this process's flags summed over every device of every process, returned
+  as a device array (unreplicate it to read), so a decision made on one process reaches all."""
+  total = jax.pmap(lambda f: jax.lax.psum(f, 'all'), axis_name='all', devices=pmap_devices(devices))
+  return lambda flags: total(np.broadcast_to(np.asarray(flags, np.int32), (len(devices), len(flags))))

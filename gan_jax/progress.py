@@ -65,7 +65,8 @@ _UNACTIONABLE = ('OpenCV is not installed', 'has no dataset_info.json')
 
 
 def _keep(record) -> bool:
-  if any(text in record.getMessage() for text in _UNACTIONABLE):
+  message = record.getMessage()
+  if any(text in message for text in _UNACTIONABLE):
     return False
   return record.levelno >= std_logging.WARNING or '/gan_jax/' in record.pathname or '/benchmarks/' in record.pathname
 
@@ -78,9 +79,21 @@ def quiet_library_logs() -> None:
     handler.addFilter(_keep)
 
 
+
 def log(msg: str, *args) -> None:
   if jax.process_index() == 0:
     logging.info(msg, *args)
+
+
+def log_all(msg: str, *args) -> None:
+  """Logged by every process, each line naming its process when there are several."""
+  prefix = f'process {jax.process_index()}: ' if jax.process_count() > 1 else ''
+  logging.info(prefix + msg, *args)
+
+
+def warn(msg: str, *args) -> None:
+  if jax.process_index() == 0:
+    logging.warning(msg, *args)
 
 
 class TrainClock:
@@ -101,6 +114,25 @@ class TrainClock:
 
   def train_seconds(self) -> float:
     return time.perf_counter() - self._start - self._paused
+
+
+def truncate_history(workdir: str, step: int) -> None:
+  """Drops eval_history.jsonl rows after `step` (a resumed run evaluates those steps again) and
+  any line a kill cut short, so the file holds one row per step across any number of resumes."""
+  path = os.path.join(workdir, 'eval_history.jsonl')
+  if jax.process_index() != 0 or not os.path.exists(path):
+    return
+  kept = []
+  with open(path) as f:
+    for line in f:
+      try:
+        if json.loads(line)['step'] <= step:
+          kept.append(line if line.endswith('\n') else line + '\n')
+      except (ValueError, KeyError, TypeError):
+        pass
+  with open(path + '.tmp', 'w') as f:
+    f.writelines(kept)
+  os.replace(path + '.tmp', path)
 
 
 def append_history(workdir: str, record: dict) -> None:

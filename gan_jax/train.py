@@ -8,7 +8,7 @@ import jax
 import numpy as np
 
 from gan_jax import data, evaluate, figure1, figures, parallel, progress, step
-from gan_jax.checkpoint import Checkpoints
+from gan_jax.checkpoint import Checkpoints, Damaged
 from gan_jax.errors import NonFiniteError, UserError
 from gan_jax.models import make_models, sample_noise
 from gan_jax.optim import make_optimizer
@@ -66,19 +66,18 @@ def build_models(config, source, for_restore: bool = False):
 
 
 def restore_or_init(exp: Experiment, ckpt: Checkpoints):
-  """(state, training seconds so far) from the newest checkpoint, or the initial state."""
-  latest = ckpt.latest_step()
-  if latest is None:
+  """(state, training seconds so far) from the newest intact checkpoint, or the initial state."""
+  found = ckpt.restore_newest(exp.config, exp.init_state, exp.iterator)
+  if found is None:
     return exp.init_state, 0.0
-  ckpt.check_compatible(latest, exp.config)
-  state, clock = ckpt.restore(latest, exp.init_state, exp.iterator)
+  step_num, state, clock = found
   # inject_hyperparams keeps constant hyperparameters in the optimizer state: take them from
   # the current config, so that e.g. a lowered --config.optim.d.lr applies on resume.
   # (Scheduled ones are recomputed from the update count at every step either way.)
   state = state.replace(
       g_opt_state=state.g_opt_state._replace(hyperparams=exp.init_state.g_opt_state.hyperparams),
       d_opt_state=state.d_opt_state._replace(hyperparams=exp.init_state.d_opt_state.hyperparams))
-  progress.log('Resumed from the checkpoint at step %d in %s', latest, ckpt.directory)
+  progress.log('Resumed from the checkpoint at step %d in %s', step_num, ckpt.directory)
   return state, float(clock['train_seconds'])
 
 
@@ -200,14 +199,17 @@ def _train(exp, ckpt, state, workdir, train_seconds=0.0):
   progress.log('Training %s/%s on %s for steps %d..%d (%d device(s), batch %d, k=%d).',
                config.model.generator, config.model.discriminator, config.data.name, start + 1,
                num_steps, len(exp.devices) * jax.process_count(), config.train.batch_size, config.train.k)
-  done, saved = start, start
+  progress.truncate_history(workdir, start)
+  # Stops are agreed: each process's reasons ride a psum over all devices, dispatched after each
+  # call and read one call later (as the metrics are), so every process stops after the same call.
+  agree = parallel.make_any_process(exp.devices)
+  done, saved, pending, signalled, budget_hit = start, start, None, 0, 0
   with StopSignals() as stop:
-    while done < num_steps and not stop.requested:
-      if budget is not None and clock.train_seconds() >= 60 * budget:
-        progress.log('Time budget of %.1f training minutes reached at step %d.', budget, done)
-        break
+    while done < num_steps:
+      over_budget = budget is not None and clock.train_seconds() >= 60 * budget
       batches = np.stack([next(exp.iterator) for _ in range(per_call)], axis=1)
       rstate, metrics = p_steps(rstate, batches)
+      reasons = agree([bool(stop.requested), over_budget])
       done += per_call
       verified.add(done, metrics)
       if done % config.log_every_steps == 0 or done == num_steps:
@@ -232,12 +234,18 @@ def _train(exp, ckpt, state, workdir, train_seconds=0.0):
           verified.now()
           save()
           saved = done
+      signalled, budget_hit = parallel.unreplicate(pending) if pending is not None else (0, 0)
+      pending = reasons
+      if signalled or budget_hit:
+        break
     verified.now()
     if done != saved:
       save()
-    if stop.requested:
-      progress.log('Stopped by %s at step %d; checkpoint saved. Run the same command to resume.',
-                   stop.requested, done)
+    if signalled:  # every process says it: on a pod each one's log shows where it stopped
+      progress.log_all('Stopped by %s at step %d; checkpoint saved. Run the same command to resume.',
+                       stop.requested or 'a signal to another process', done)
+    elif budget_hit:
+      progress.log_all('Time budget of %.1f training minutes reached at step %d.', budget, done)
   ckpt.wait()
   final = parallel.unreplicate(rstate)
   if config.figure1.enabled and done == num_steps and jax.process_index() == 0:
@@ -249,7 +257,11 @@ def _train(exp, ckpt, state, workdir, train_seconds=0.0):
 def write_figure1(exp, ckpt, final_state, workdir):
   cfg = exp.config.figure1
   earlier = [s for s in ckpt.all_steps() if s <= cfg.from_step] or sorted(ckpt.all_steps())[:1]
-  early_state, _ = ckpt.restore(max(earlier), exp.init_state)
+  try:
+    early_state, _ = ckpt.restore(max(earlier), exp.init_state)
+  except Damaged as e:
+    progress.warn(f'No Figure 1: the checkpoint at step {max(earlier)} is damaged ({e}).')
+    return
   stages = figure1.figure_stages(exp, early_state, final_state, cfg.d_steps, cfg.g_steps)
   path = figure1.write(exp, stages, os.path.join(workdir, 'figure1.png'))
   progress.log('Wrote %s (panel (a) from the checkpoint at step %d).', path, max(earlier))

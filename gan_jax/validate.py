@@ -4,6 +4,8 @@ from gan_jax.data import pipeline
 from gan_jax.errors import UserError
 
 UPDATES = ('alternating', 'simultaneous')
+OUTPUTS = ('sigmoid', 'tanh', 'linear')
+PLATFORMS = (None, 'cpu', 'gpu', 'cuda', 'rocm', 'tpu')
 
 
 def validate_config(config) -> None:
@@ -33,6 +35,11 @@ def validate_config(config) -> None:
   if config.model.discriminator not in models.DISCRIMINATORS:
     raise UserError(f'model.discriminator={config.model.discriminator!r} is unknown; '
                     f'choose one of {sorted(models.DISCRIMINATORS)}.')
+  if config.model.g_output not in OUTPUTS:
+    raise UserError(f'model.g_output={config.model.g_output!r} is unknown; choose one of {OUTPUTS}.')
+  if config.mesh.platform not in PLATFORMS:
+    raise UserError(f'mesh.platform={config.mesh.platform!r} is unknown; choose one of {PLATFORMS[1:]} '
+                    '(or None: JAX\'s default).')
   if config.model.noise not in ('uniform', 'gaussian'):
     raise UserError(f'model.noise={config.model.noise!r} is unknown; choose uniform or gaussian.')
   if t.k < 1:

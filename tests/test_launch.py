@@ -1,6 +1,7 @@
 """End to end, as a user runs it: launch.py trains, resumes, and refuses bad input clearly."""
 import glob
 import os
+import re
 import subprocess
 import sys
 import time
@@ -8,10 +9,12 @@ import time
 import chex
 import jax
 import numpy as np
+import pytest
 
 from configs import cifar10, default, ring2d
 from gan_jax import train
 from gan_jax.checkpoint import Checkpoints
+from gan_jax.errors import UserError
 from tests.conftest import ROOT, tiny_paper_config
 from tests.test_input_pipeline import make_image_folder
 
@@ -67,29 +70,58 @@ def test_resumed_run_with_ema_equals_uninterrupted_run_bit_for_bit(tmp_path):
   chex.assert_trees_all_equal(whole, resumed)
   assert whole.g_ema is not None
   r = launch(tmp_path / 'split', '--config.train.num_steps=30', '--config.mesh.num_devices=1')
-  assert r.returncode == 2 and 'train.ema_decay > 0: saved True, now False' in r.stderr, r.stderr[-1500:]
+  assert r.returncode == 2 and 'train.ema_decay: saved 0.9, now 0.0' in r.stderr, r.stderr[-1500:]
 
 
-def test_bad_inputs_fail_clearly_and_write_nothing(tmp_path):
-  cases = [
-      (['--config.data.name=svhn'], "data.name='svhn' is not a tfds dataset"),
-      (['--config.data.name=folder'], 'data.name=folder needs the image folder: --config.data.path=DIR'),
-      (['--config.model.generator=unet'], "model.generator='unet' is unknown"),
-      (['--config.train.k=0'], 'train.k=0'),
-      (['--config.optim.d.lr=-0.1'], 'optim.d.lr=-0.1 must be positive'),
-      (['--config.mesh.platform=cpu', '--config.mesh.num_devices=3'], 'not divisible by the 3 devices'),
-      (['--config.train.update_mode=simultaneous', '--config.train.k=2'], 'train.k must be 1'),
-      (['--config.train.ema_decay=1.0'], 'train.ema_decay=1.0 must be in [0, 1)'),
-      (['--config.model.g_output_bias=marginal'], "model.g_output_bias='marginal' is unknown"),
-      (['--config.model.generator=dcgan', '--config.model.g_output_bias=marginals'], 'which only the paper_mlp G has'),
-      (['--config.model.generator=dcgan', '--config.model.g_output_bias=none', '--config.data.image_size=48'],
-       'the dcgan models make square images of side 28, 32, 56, 64, 112, 128'),
-  ]
-  for i, (overrides, message) in enumerate(cases):
+BAD_INPUTS = [
+    (['--config.data.name=svhn'], "data.name='svhn' is not a tfds dataset"),
+    (['--config.data.name=folder'], 'data.name=folder needs the image folder: --config.data.path=DIR'),
+    (['--config.model.generator=unet'], "model.generator='unet' is unknown"),
+    (['--config.model.g_output=relu'], "model.g_output='relu' is unknown; choose one of ('sigmoid', 'tanh', 'linear')"),
+    (['--config.mesh.platform=tpuv4'], "mesh.platform='tpuv4' is unknown"),
+    (['--config.train.k=0'], 'train.k=0'),
+    (['--config.train.update_mode=simultanous'], "train.update_mode='simultanous' is unknown; choose one of ('alternating', 'simultaneous')"),
+    (['--config.train.g_loss=wasserstein'], "train.g_loss='wasserstein' is unknown"),
+    (['--config.optim.d.lr=-0.1'], 'optim.d.lr=-0.1 must be positive'),
+    (['--config.optim.g.name=rmsprop'], "optim.g.name='rmsprop' is unknown"),
+    (['--config.data.scale=centered'], "data.scale='centered' is unknown"),
+    (['--config.eval.periodic_parzen=sometimes'], "eval.periodic_parzen='sometimes' is unknown"),
+    (['--config.mesh.platform=cpu', '--config.mesh.num_devices=3'], 'not divisible by the 3 devices'),
+    (['--config.train.update_mode=simultaneous', '--config.train.k=2'], 'train.k must be 1'),
+    (['--config.train.ema_decay=1.0'], 'train.ema_decay=1.0 must be in [0, 1)'),
+    (['--config.model.g_output_bias=marginal'], "model.g_output_bias='marginal' is unknown"),
+    (['--config.model.generator=dcgan', '--config.model.g_output_bias=marginals'], 'which only the paper_mlp G has'),
+    (['--config.model.generator=dcgan', '--config.model.g_output_bias=none', '--config.data.image_size=48'],
+     'the dcgan models make square images of side 28, 32, 56, 64, 112, 128'),
+    (['--config.log_every_steps=7', '--config.train.steps_per_call=2'], 'log_every_steps=7 must be a positive multiple'),
+]
+
+
+def _overridden(overrides):
+  c = ring2d.get_config()
+  for o in overrides:
+    key, value = o[len('--config.'):].split('=')
+    *path, last = key.split('.')
+    node = c
+    for p in path:
+      node = node[p]
+    node[last] = type(node[last])(value) if node[last] is not None else (int(value) if value.isdigit() else value)
+  return c
+
+
+def test_bad_inputs_are_refused_before_anything_starts(tmp_path):
+  """Every enumerated key and incompatible combination, through setup (what every mode runs
+  first), and three of them through launch.py as typed: one line, exit 2, nothing written."""
+  for overrides, message in BAD_INPUTS:
+    with pytest.raises(UserError, match=re.escape(message)):
+      train.setup(_overridden(overrides))
+  for i in (0, 6, 17):
+    overrides, message = BAD_INPUTS[i]
     wd = tmp_path / f'case{i}'
     r = launch(wd, *overrides)
     assert r.returncode == 2, (overrides, r.stderr[-1500:])
     assert message in r.stderr and 'Traceback' not in r.stderr, r.stderr[-1500:]
+    assert r.stderr.strip().splitlines()[-1].startswith('error: ')
     assert not wd.exists(), f'{overrides} wrote into the workdir'
 
 

@@ -1,6 +1,7 @@
 """Preemption and failure: SIGKILL then resume is bit-exact, SIGTERM saves and exits 0, NaN stops
-training and keeps the last good checkpoint, broken checkpoints and workdirs fail clearly, and
-two processes on loopback equal one process with the same devices."""
+training and keeps the last good checkpoint, unwritable workdirs fail clearly, two processes on
+loopback equal one process with the same devices, and stop at the same step (SIGTERM to one of
+them, the time budget)."""
 import os
 import random
 import signal
@@ -52,21 +53,21 @@ def wait_for(proc, text, log, timeout=120):
 
 
 def test_sigkill_at_a_random_step_then_resume_is_bit_exact(tmp_path):
-  args = ['--config.train.num_steps=3000', '--config.checkpoint_every_steps=100',
+  args = ['--config.train.num_steps=1000', '--config.checkpoint_every_steps=100',
           '--config.mesh.num_devices=1', '--config.log_every_steps=100']
   assert run(tmp_path / 'whole', *args).returncode == 0
   log = tmp_path / 'killed.log'
   with open(log, 'w') as out:
     proc = subprocess.Popen(cmd(tmp_path / 'killed', *args), cwd=ROOT, stdout=out, stderr=out)
-    wait_for(proc, 'step 200/3000', log)
+    wait_for(proc, 'step 200/1000', log)
     time.sleep(random.uniform(0.0, 1.5))
     proc.send_signal(signal.SIGKILL)
     proc.wait()
   r = run(tmp_path / 'killed', *args)
   assert r.returncode == 0, r.stderr[-2000:]
   resumed_at = int(r.stderr.split('Resumed from the checkpoint at step ')[1].split()[0])
-  assert 200 <= resumed_at < 3000, 'the kill must land mid-run'
-  chex.assert_trees_all_equal(final_state(tmp_path / 'whole', 3000), final_state(tmp_path / 'killed', 3000))
+  assert 200 <= resumed_at < 1000, 'the kill must land mid-run'
+  chex.assert_trees_all_equal(final_state(tmp_path / 'whole', 1000), final_state(tmp_path / 'killed', 1000))
 
 
 def test_sigterm_saves_the_current_step_and_exits_0(tmp_path):
@@ -94,30 +95,6 @@ def test_non_finite_step_stops_and_keeps_the_last_good_checkpoint(tmp_path):
   assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(good))
 
 
-def _corrupt(path, how):
-  for root, _, files in os.walk(path):
-    for name in files:
-      f = os.path.join(root, name)
-      size = os.path.getsize(f)
-      with open(f, 'r+b') as fh:
-        if how == 'truncate':
-          fh.truncate(size // 2)
-        else:
-          fh.write(b'\xff' * min(size, 64))
-
-
-def test_corrupt_or_truncated_checkpoints_fail_clearly(tmp_path):
-  for how in ('truncate', 'garbage'):
-    wd = tmp_path / how
-    assert run(wd, '--config.train.num_steps=20').returncode == 0
-    _corrupt(wd / 'checkpoints' / '20' / 'state', how)
-    listing = sorted(os.listdir(wd / 'checkpoints'))
-    r = run(wd, '--config.train.num_steps=40')
-    assert r.returncode == 2, (how, r.stderr[-2000:])
-    assert 'cannot restore the checkpoint at step 20' in r.stderr and 'Traceback' not in r.stderr
-    assert sorted(os.listdir(wd / 'checkpoints')) == listing
-
-
 def test_partially_written_checkpoint_is_never_picked(tmp_path):
   wd = tmp_path / 'wd'
   assert run(wd, '--config.train.num_steps=20').returncode == 0
@@ -141,18 +118,78 @@ def test_same_config_and_seed_give_identical_parameters(tmp_path):
   chex.assert_trees_all_equal(final_state(tmp_path / 'r0', 50, 2), final_state(tmp_path / 'r1', 50, 2))
 
 
-def test_two_processes_on_loopback_equal_one_process(tmp_path):
+def _free_port():
   with socket.socket() as s:
     s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
+    return s.getsockname()[1]
+
+
+def _two_processes(workdir, logs, *args):
+  port = _free_port()
+  return [subprocess.Popen(cmd(workdir, *args, '--config.mesh.num_devices=2',
+                               f'--coordinator_address=127.0.0.1:{port}', '--num_processes=2',
+                               f'--process_id={i}'), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+          for i, log in enumerate(logs)]
+
+
+def _wait_all(procs, timeout):
+  """Exit codes; a process still running at the timeout (e.g. waiting in a collective for one
+  that left) is killed and reads as 'hung'."""
+  deadline, codes = time.time() + timeout, []
+  for p in procs:
+    try:
+      codes.append(p.wait(timeout=max(1.0, deadline - time.time())))
+    except subprocess.TimeoutExpired:
+      codes.append('hung')
+  for p in procs:
+    p.kill()
+    p.wait()
+  return codes
+
+
+def test_two_processes_on_loopback_equal_one_process(tmp_path):
   args = ['--config.train.num_steps=30', '--config.checkpoint_every_steps=10']
-  procs = [subprocess.Popen(cmd(tmp_path / 'multi', *args, '--config.mesh.num_devices=2',
-                                f'--coordinator_address=127.0.0.1:{port}', '--num_processes=2',
-                                f'--process_id={i}'), cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True) for i in range(2)]
-  outs = [p.communicate(timeout=300)[0] for p in procs]
-  assert [p.returncode for p in procs] == [0, 0], outs[0][-2000:] + outs[1][-2000:]
+  logs = [open(tmp_path / f'p{i}.log', 'w+') for i in range(2)]
+  procs = _two_processes(tmp_path / 'multi', logs, *args)
+  codes = _wait_all(procs, 300)
+  outs = [(tmp_path / f'p{i}.log').read_text() for i in range(2)]
+  assert codes == [0, 0], outs[0][-2000:] + outs[1][-2000:]
   assert 'step 30/30' in outs[0] and 'step 30/30' not in outs[1]  # process 0 alone logs
   assert run(tmp_path / 'single', *args, '--config.mesh.num_devices=4').returncode == 0
   multi, single = final_state(tmp_path / 'multi', 30, 4), final_state(tmp_path / 'single', 30, 4)
   chex.assert_trees_all_close(multi, single, rtol=1e-5, atol=1e-6)
+
+
+def _stopped_at(text, what):
+  return int(text.split(what)[1].split(' at step ')[1].split(';')[0].split('.')[0].split()[0])
+
+
+def test_sigterm_to_one_of_two_processes_stops_both_at_the_same_step(tmp_path):
+  paths = [tmp_path / f'p{i}.log' for i in range(2)]
+  logs = [open(p, 'w+') for p in paths]
+  procs = _two_processes(tmp_path / 'wd', logs, '--config.train.num_steps=1000000',
+                         '--config.log_every_steps=50')
+  wait_for(procs[0], 'step 100/', paths[0])
+  procs[1].send_signal(signal.SIGTERM)  # a preemption notice that reaches one host only
+  codes = _wait_all(procs, 120)
+  texts = [p.read_text() for p in paths]
+  assert codes == [0, 0], texts[0][-1500:] + texts[1][-1500:]
+  steps = [_stopped_at(texts[0], 'process 0: Stopped by a signal to another process'),
+           _stopped_at(texts[1], 'process 1: Stopped by SIGTERM')]
+  assert steps[0] == steps[1] and str(steps[0]) in os.listdir(tmp_path / 'wd' / 'checkpoints'), steps
+
+
+def test_time_budget_stops_two_processes_at_the_same_step_and_both_resume(tmp_path):
+  stops = []
+  for attempt in range(2):  # the second run resumes (every process must find the same step intact)
+    paths = [tmp_path / f'p{i}_{attempt}.log' for i in range(2)]
+    logs = [open(p, 'w+') for p in paths]
+    procs = _two_processes(tmp_path / 'wd', logs, '--config.train.num_steps=1000000',
+                           '--config.train.time_budget_minutes=0.1')
+    codes = _wait_all(procs, 180)
+    texts = [p.read_text() for p in paths]
+    assert codes == [0, 0], texts[0][-1500:] + texts[1][-1500:]
+    steps = [_stopped_at(t, f'process {i}: Time budget of 0.1 training minutes reached') for i, t in enumerate(texts)]
+    assert steps[0] == steps[1] > 0 and str(steps[0]) in os.listdir(tmp_path / 'wd' / 'checkpoints'), steps
+    stops.append(steps[0])
+  assert f'Resumed from the checkpoint at step {stops[0]}' in texts[0] and stops[1] > stops[0]
