@@ -84,6 +84,12 @@ def get_config():
   c.eval.periodic_num_samples = 1000        # cheap: samples and validation images
 
   c.eval.periodic_valid_examples = 500
+  c.eval.pr_k = 3                           # neighbours of improved precision/recall and coverage
+
+  # --mode=sample also writes samples_step_<N>.npz for external scorers (torch-fidelity, clean-fid)
+  c.sample = ml_collections.ConfigDict()
+  c.sample.num_samples = 10_000
+  c.sample.generator = 'eval'               # 'eval': the G evaluation uses (its EMA if any); 'raw'
 
   # Figure 1 from this run's checkpoints at the end of training (1-D data only).
   c.figure1 = ml_collections.ConfigDict()

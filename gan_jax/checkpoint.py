@@ -29,7 +29,7 @@ from gan_jax.errors import UserError
 SAFE_TO_CHANGE = ('train.num_steps', 'train.time_budget_minutes', 'train.steps_per_call',
                   'log_every_steps', 'eval_every_steps', 'checkpoint_every_steps',
                   'max_checkpoints_to_keep', 'keep_checkpoints_every_steps', 'num_samples',
-                  'eval.', 'figure1.', 'mesh.', 'data.prefetch', 'data.manual_dir', 'data.data_dir',
+                  'eval.', 'sample.', 'figure1.', 'mesh.', 'data.prefetch', 'data.manual_dir', 'data.data_dir',
                   'data.cache_dir', 'data.eval_split', 'data.valid_split', 'data.num_eval_examples',
                   'optim.g.lr', 'optim.d.lr')
 DAMAGED_DIR = 'checkpoints_damaged'
@@ -60,7 +60,8 @@ def config_differences(saved: dict, now: dict):
   for key in sorted(set(a) | set(b)):
     if a.get(key) != b.get(key):
       line = f'{key}: saved {a.get(key, "(absent)")!r}, now {b.get(key, "(absent)")!r}'
-      (safe if key.startswith(SAFE_TO_CHANGE) else fatal).append(line)
+      # a key the saved config lacks was added by a later version of this code: not a change
+      (safe if key.startswith(SAFE_TO_CHANGE) or key not in a else fatal).append(line)
   return fatal, safe
 
 

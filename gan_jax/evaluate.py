@@ -68,7 +68,17 @@ def classifier_metrics(exp, samples, test_images, test_labels) -> dict:
   return {'classifier_test_accuracy': classifier.accuracy(params, test_images, test_labels),
           'frechet_distance': metrics.frechet_distance(gen_feats, test_feats),
           'classifier_score': metrics.classifier_score(gen_probs),
-          'classes_covered': metrics.classes_covered(gen_probs)}
+          'classes_covered': metrics.classes_covered(gen_probs),
+          **metrics.precision_recall_coverage(test_feats, gen_feats, k=cfg.eval.pr_k)}
+
+
+def memorisation_metrics(exp, samples, test) -> dict:
+  """Nearest training image (pixels in [0, 1]) of each sample against that of each test image,
+  one pass over the training split, chunk by chunk."""
+  train_source = data.open_split(exp.config.data, exp.config.data.train_split, exp.config.seed)
+  chunks = (data.scale(c, 'unit') for c in train_source.chunks())
+  nearest = metrics.nearest_distances(np.concatenate([samples, test]), chunks)
+  return metrics.memorisation(nearest[:len(samples)], nearest[len(samples):])
 
 
 def _held_out(cfg) -> bool:
@@ -96,6 +106,7 @@ def evaluate_samples(exp, samples, cache=None) -> dict:
   out = parzen.evaluate(samples, valid, test)
   if test.shape[1:] == (28, 28, 1) and test_labels is not None:
     out.update(classifier_metrics(exp, samples, test, test_labels))
+  out.update(memorisation_metrics(exp, samples, test))
   return out
 
 
@@ -169,6 +180,24 @@ def sample(exp, workdir: str, step=None) -> list:
     images = np.asarray(exp.sample(g_params, zs.reshape(-1, cfg.model.noise_dim)))
     paths.append(figures.figure3(images.reshape((8, 10) + images.shape[1:]), cfg.data.scale,
                                  os.path.join(out_dir, f'figure3_step_{step:07d}.png')))
+  paths.append(write_npz(exp, state, os.path.join(out_dir, f'samples_step_{step:07d}.npz')))
   for p in paths:
     logging.info('Wrote %s', p)
   return paths
+
+
+def write_npz(exp, state, path: str) -> str:
+  """`sample.num_samples` samples for external scorers (torch-fidelity, clean-fid): images as
+  uint8 NHWC in `images`, other data as float32 in `samples`; from the G evaluation uses
+  (`sample.generator='eval'`: the moving average when there is one) or the raw G ('raw')."""
+  cfg = exp.config
+  g_params = state.g_params if cfg.sample.generator == 'raw' else step_lib.sampling_params(state)
+  samples = generate(exp, g_params, cfg.sample.num_samples, cfg.seed + 5)
+  if samples.ndim == 4:
+    unit = np.clip(data.to_unit(samples, cfg.data.scale), 0.0, 1.0)
+    arrays = {'images': np.round(unit * 255.0).astype(np.uint8)}
+  else:
+    arrays = {'samples': samples.astype(np.float32)}
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  np.savez(path, **arrays, generator=np.array(cfg.sample.generator), seed=np.array(cfg.seed + 5))
+  return path

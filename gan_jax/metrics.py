@@ -1,5 +1,8 @@
 """Sample-quality numbers beyond the Parzen window: classifier-based (Fréchet distance, score,
-class coverage) for MNIST-like data, mode coverage for the ring of Gaussians."""
+class coverage, precision/recall/coverage in its feature space) for MNIST-like data, memorisation
+(nearest training image) for any images, mode coverage for the ring of Gaussians."""
+import jax
+import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
@@ -39,3 +42,65 @@ def ring_modes(samples: np.ndarray, modes: np.ndarray, std: float, threshold: fl
   counts = np.bincount(nearest[good], minlength=len(modes))
   return {'modes_covered': int(np.sum(counts >= threshold * len(samples))), 'num_modes': len(modes),
           'high_quality_fraction': float(good.mean())}
+
+
+# --- nearest neighbours: improved precision/recall, coverage, memorisation ---------------------
+
+@jax.jit
+def _squared_distances(a, b):
+  cross = jnp.matmul(a, b.T, precision=jax.lax.Precision.HIGHEST)
+  return jnp.maximum(jnp.sum(a * a, 1)[:, None] + jnp.sum(b * b, 1)[None, :] - 2.0 * cross, 0.0)
+
+
+def _rows(x, chunk):
+  x = np.asarray(x, np.float32).reshape(len(x), -1)
+  for start in range(0, len(x), chunk):
+    yield start, jnp.asarray(x[start:start + chunk])
+
+
+def kth_neighbour_radii(x, k: int, chunk: int = 1000) -> np.ndarray:
+  """Squared distance from each row of x to its k-th nearest other row."""
+  xs = jnp.asarray(np.asarray(x, np.float32).reshape(len(x), -1))
+  out = np.empty(len(x), np.float32)
+  for start, part in _rows(x, chunk):
+    nearest = -jax.lax.top_k(-_squared_distances(part, xs), k + 1)[0]  # the row itself is first
+    out[start:start + len(part)] = np.asarray(nearest[:, k])
+  return out
+
+
+def _any_within(queries, points, radii, chunk: int = 1000) -> np.ndarray:
+  """For each query: is some point p within p's own radius of it?"""
+  ps, r = jnp.asarray(np.asarray(points, np.float32).reshape(len(points), -1)), jnp.asarray(radii)
+  return np.concatenate([np.asarray(jnp.any(_squared_distances(q, ps) <= r[None, :], axis=1))
+                         for _, q in _rows(queries, chunk)])
+
+
+def precision_recall_coverage(real, fake, k: int = 3) -> dict:
+  """Improved precision and recall (Kynkäänniemi et al. 2019) and coverage (Naeem et al. 2020)
+  with k-nearest-neighbour balls: precision, the fraction of fakes inside some real ball; recall,
+  of reals inside some fake ball; coverage, of real balls holding at least one fake."""
+  real_radii, fake_radii = kth_neighbour_radii(real, k), kth_neighbour_radii(fake, k)
+  fs = jnp.asarray(np.asarray(fake, np.float32).reshape(len(fake), -1))
+  nearest_fake = np.concatenate([np.asarray(jnp.min(_squared_distances(q, fs), axis=1)) for _, q in _rows(real, 1000)])
+  return {'precision': float(_any_within(fake, real, real_radii).mean()),
+          'recall': float(_any_within(real, fake, fake_radii).mean()),
+          'coverage': float(np.mean(nearest_fake <= real_radii))}
+
+
+def nearest_distances(queries, chunks) -> np.ndarray:
+  """Euclidean distance from each query to its nearest row over all `chunks` (an iterable of
+  arrays, e.g. a training split read piece by piece)."""
+  q = jnp.asarray(np.asarray(queries, np.float32).reshape(len(queries), -1))
+  best = jnp.full(len(q), jnp.inf)
+  for c in chunks:
+    c = jnp.asarray(np.asarray(c, np.float32).reshape(len(c), -1))
+    best = jnp.minimum(best, jnp.min(_squared_distances(q, c), axis=1))
+  return np.sqrt(np.asarray(best))
+
+
+def memorisation(sample_to_train, test_to_train) -> dict:
+  """Samples against genuinely new images: a sample is a near-copy when its nearest training
+  image is closer than 99% of test images' nearest training images are."""
+  s, t = np.asarray(sample_to_train), np.asarray(test_to_train)
+  return {'nn_train_distance_ratio': float(np.median(s) / np.median(t)),
+          'near_copy_fraction': float(np.mean(s < np.percentile(t, 1)))}

@@ -4,6 +4,9 @@ The released MNIST recipe: SGD with momentum; the learning rate divided by `lr_d
 every update and floored at `min_lr`; momentum rising linearly from `momentum` to
 `final_momentum` between epochs `momentum_start` and `momentum_saturate`.
 """
+import math
+
+import jax.numpy as jnp
 import optax
 
 from gan_jax.errors import UserError
@@ -12,9 +15,12 @@ from gan_jax.errors import UserError
 def learning_rate_schedule(cfg):
   if cfg.get('lr_decay', 1.0) == 1.0:
     return cfg.lr
-  # lr_t = lr / decay**t, floored: exponential_decay treats end_value as a floor when decaying.
-  return optax.exponential_decay(init_value=cfg.lr, transition_steps=1,
-                                 decay_rate=1.0 / cfg.lr_decay, end_value=cfg.min_lr)
+  # lr_t = max(lr / decay**t, min_lr). Not optax.exponential_decay: it raises the float32
+  # rate 1/1.000004 to the power t, so that rate's rounding compounds (measured, tests/test_optim:
+  # lr 0.08% too high after 125k updates, 1.3% after 2M); log(decay) taken here in float64
+  # keeps lr_t within float32 rounding of the closed form at any t.
+  log_decay = math.log(cfg.lr_decay)
+  return lambda count: jnp.maximum(cfg.lr * jnp.exp(-log_decay * count), cfg.min_lr)
 
 
 def momentum_schedule(cfg, updates_per_epoch: int):

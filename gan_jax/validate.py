@@ -60,6 +60,10 @@ def validate_config(config) -> None:
       raise UserError(f'optim.{name}.name={o.name!r} is unknown; choose sgd or adam.')
   if config.eval.periodic_parzen not in ('cheap', 'full'):
     raise UserError(f'eval.periodic_parzen={config.eval.periodic_parzen!r} is unknown; choose cheap or full.')
+  if config.sample.generator not in ('eval', 'raw'):
+    raise UserError(f'sample.generator={config.sample.generator!r} is unknown; choose eval or raw.')
+  if config.eval.pr_k < 1 or config.sample.num_samples < 1:
+    raise UserError(f'eval.pr_k={config.eval.pr_k} and sample.num_samples={config.sample.num_samples} must be >= 1.')
   budget = t.time_budget_minutes
   if budget is not None and budget <= 0:
     raise UserError(f'train.time_budget_minutes={budget} must be positive (or None for no budget).')

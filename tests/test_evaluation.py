@@ -80,6 +80,48 @@ def test_classifier_score_and_coverage_known_values():
   assert metrics.classes_covered(collapsed) == 1
 
 
+def _brute_force_pr(real, fake, k):
+  """Improved precision/recall and coverage straight from their definitions, point by point."""
+  def radii(x):
+    return [sorted(np.linalg.norm(x[i] - x[j]) for j in range(len(x)) if j != i)[k - 1] for i in range(len(x))]
+  r_real, r_fake = radii(real), radii(fake)
+  precision = np.mean([any(np.linalg.norm(f - real[i]) <= r_real[i] for i in range(len(real))) for f in fake])
+  recall = np.mean([any(np.linalg.norm(r - fake[j]) <= r_fake[j] for j in range(len(fake))) for r in real])
+  coverage = np.mean([min(np.linalg.norm(real[i] - f) for f in fake) <= r_real[i] for i in range(len(real))])
+  return precision, recall, coverage
+
+
+def test_precision_recall_coverage_match_their_definitions():
+  rng = np.random.default_rng(0)
+  real, fake = rng.normal(size=(70, 6)), rng.normal(0.6, 0.7, size=(55, 6))
+  got = metrics.precision_recall_coverage(real, fake, k=3)
+  want = _brute_force_pr(real, fake, 3)
+  assert (got['precision'], got['recall'], got['coverage']) == pytest.approx(want, abs=1e-9), (got, want)
+  assert 0.1 < want[0] < 0.95 and 0.1 < want[1] < 0.95  # a case that separates the three numbers
+  same = metrics.precision_recall_coverage(real, real, k=3)
+  assert same == {'precision': 1.0, 'recall': 1.0, 'coverage': 1.0}
+  far = metrics.precision_recall_coverage(real, fake + 100.0, k=3)
+  assert far == {'precision': 0.0, 'recall': 0.0, 'coverage': 0.0}
+
+
+def test_memorisation_finds_copies_of_training_images():
+  rng = np.random.default_rng(1)
+  train = rng.uniform(size=(500, 8, 8, 1)).astype(np.float32)
+  test = rng.uniform(size=(100, 8, 8, 1)).astype(np.float32)
+  copies = train[:40] + rng.normal(0, 1e-3, size=(40, 8, 8, 1)).astype(np.float32)
+  samples = np.concatenate([copies, rng.uniform(size=(60, 8, 8, 1)).astype(np.float32)])
+  nearest = metrics.nearest_distances(samples, np.array_split(train, 7))
+  brute = np.array([np.min(np.linalg.norm((train - s).reshape(len(train), -1), axis=1)) for s in samples])
+  # float32 ‖a‖² + ‖b‖² - 2a·b: ~1e-3 absolute error at distance ~0 (norms ~4.6), far below the
+  # gap between copies (0.008) and new images (~2)
+  np.testing.assert_allclose(nearest, brute, rtol=1e-4, atol=2e-3)
+  to_test = metrics.nearest_distances(test, [train])
+  m = metrics.memorisation(nearest, to_test)
+  assert m['near_copy_fraction'] == pytest.approx(0.4, abs=0.02) and m['nn_train_distance_ratio'] < 1.0
+  fresh = metrics.memorisation(nearest[40:], to_test)
+  assert fresh['near_copy_fraction'] < 0.05 and 0.8 < fresh['nn_train_distance_ratio'] < 1.25
+
+
 def test_ring_mode_metrics():
   modes = synthetic.ring2d_modes()
   full = metrics.ring_modes(synthetic.sample('ring2d', 8000, seed=0), modes, 0.02)
@@ -114,7 +156,7 @@ def test_eval_and_sample_modes_on_a_short_mnist_run(mnist_dir, tfds_dir, tmp_pat
            '--config.checkpoint_every_steps=100',
            '--config.model.g_kwargs.hidden=256', '--config.model.d_kwargs.units=64',
            f'--config.eval.classifier_path={tmp_path / "clf.msgpack"}', '--config.eval.classifier_epochs=1',
-           '--config.eval.num_samples=2000']
+           '--config.eval.num_samples=2000', '--config.sample.num_samples=50']
   r = launch(tmp_path / 'wd', 'train', extra)
   assert r.returncode == 0, r.stderr[-2000:]
   assert 'parzen_valid_ll_cheap' in r.stderr  # the periodic, cheap evaluation
@@ -126,10 +168,15 @@ def test_eval_and_sample_modes_on_a_short_mnist_run(mnist_dir, tfds_dir, tmp_pat
   assert result['classifier_test_accuracy'] > 0.97 and result['frechet_distance'] > 0
   assert 1 <= result['classifier_score'] <= 10 and 1 <= result['classes_covered'] <= 10
   assert 'Parzen (paper: GAN 225±2)' in r.stdout
+  for key in ('precision', 'recall', 'coverage', 'near_copy_fraction', 'nn_train_distance_ratio'):
+    assert 0.0 <= result[key] <= (1.0 if key != 'nn_train_distance_ratio' else 10.0), (key, result[key])
   assert os.path.exists(tmp_path / 'clf.msgpack')  # cached where the config says
   r = launch(tmp_path / 'wd', 'sample', extra + ['--step=100'])
   assert r.returncode == 0, r.stderr[-2000:]
   for name in ('sample_step_0000100.png', 'figure2_step_0000100.png', 'figure3_step_0000100.png'):
     assert os.path.exists(tmp_path / 'wd' / 'samples' / name), name
+  npz = np.load(tmp_path / 'wd' / 'samples' / 'samples_step_0000100.npz')
+  assert npz['images'].dtype == np.uint8 and npz['images'].shape == (50, 28, 28, 1)
+  assert 20 < npz['images'].mean() < 235 and str(npz['generator']) == 'eval'
   r = launch(tmp_path / 'empty', 'eval', extra)
   assert r.returncode == 2 and 'no checkpoint' in r.stderr
