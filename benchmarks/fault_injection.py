@@ -14,6 +14,7 @@ end the final parameters must equal an uninterrupted run's bit for bit. It print
 "N faults, T tracebacks, L steps lost beyond the last checkpoint, final parameters bit-identical
 to an uninterrupted run" and exits 1 if any of those is not so.
 """
+import glob
 import os
 import random
 import shutil
@@ -51,6 +52,10 @@ def _command(workdir):
 def _steps(workdir):
   d = os.path.join(workdir, 'checkpoints')
   return sorted(int(n) for n in os.listdir(d) if n.isdigit()) if os.path.isdir(d) else []
+
+
+def _moved_count(workdir, step):
+  return len(glob.glob(os.path.join(workdir, 'checkpoints_damaged', f'{step}-*')))
 
 
 def _resumed_from(text):
@@ -117,11 +122,14 @@ def main(argv):
     if resumed != expected:
       print(f'  resumed from step {resumed}, expected {expected}', flush=True)
 
-  broken = set()  # steps damaged here and not yet moved aside (a start-up kill can precede that)
+  broken = {}  # steps damaged and not yet moved aside (a start-up kill can precede that): moved count
   for i in range(FLAGS.faults):
     log = os.path.join(FLAGS.scratch, f'run_{i:03d}.log')
     outcome = _run_killed(faulty, log, rng, expected)
-    check(open(log).read())
+    text = open(log).read()
+    check(text)
+    # a damaged step that was moved aside may since have been saved afresh under the same number
+    broken = {s: n for s, n in broken.items() if _moved_count(faulty, s) == n}
     if outcome == 'failed':
       failed += 1
       print(f'  the run exited with an error: {open(log).read().strip().splitlines()[-1][:300]}', flush=True)
@@ -129,14 +137,13 @@ def main(argv):
       break  # the run ended before this kill landed
     faults += 1
     steps = _steps(faulty)
-    broken &= set(steps)
     intact = [s for s in steps if s not in broken]
     expected = intact[-1] if intact else 0
     if len(intact) >= 2 and steps[-1] not in broken and rng.random() < 0.5:
       kind = DAMAGE[damaged % len(DAMAGE)]
       kind(os.path.join(faulty, 'checkpoints', str(steps[-1])))
       damaged += 1
-      broken.add(steps[-1])
+      broken[steps[-1]] = _moved_count(faulty, steps[-1])
       expected = intact[-2]
       print(f'fault {faults}: killed after step {steps[-1]} was saved, then {kind.__name__} on it', flush=True)
     else:

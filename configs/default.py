@@ -80,6 +80,7 @@ def get_config():
   c.eval.num_samples = 10_000               # --mode=eval: the released Parzen protocol
   c.eval.classifier_path = config_dict.placeholder(str)  # None: ~/.cache/gan_jax/classifier_<data>.msgpack
   c.eval.classifier_epochs = 5              # reaches >= 99% test accuracy on MNIST
+  c.eval.classifier_examples = 0            # train it on the first N training images; 0: all
   c.eval.periodic_parzen = 'cheap'          # during training: 'cheap', or 'full' (the protocol, ~2 s)
   c.eval.periodic_num_samples = 1000        # cheap: samples and validation images
 

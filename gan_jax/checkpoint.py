@@ -185,6 +185,8 @@ class Checkpoints:
     if jax.process_index() == 0:
       stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%S')
       dest = os.path.join(self.workdir, DAMAGED_DIR, f'{step}-{stamp}')
+      while os.path.exists(dest):  # the same step moved aside twice within a second
+        dest += '+'
       os.makedirs(os.path.dirname(dest), exist_ok=True)
       os.rename(os.path.join(self.directory, str(step)), dest)
       with open(os.path.join(dest, 'WHY.txt'), 'w') as f:

@@ -55,13 +55,20 @@ def _unit(exp, samples):
 
 
 def default_classifier_path(config) -> str:
+  subset = f'_first{config.eval.classifier_examples}' if config.eval.classifier_examples else ''
   return config.eval.classifier_path or os.path.join(
-      os.path.expanduser('~'), '.cache', 'gan_jax', f'classifier_{config.data.name}.msgpack')
+      os.path.expanduser('~'), '.cache', 'gan_jax', f'classifier_{config.data.name}{subset}.msgpack')
+
+
+def _classifier_training_data(exp):
+  images, labels = _unit_split(exp, 'train')
+  n = exp.config.eval.classifier_examples or len(images)
+  return images[:n], labels[:n]
 
 
 def classifier_metrics(exp, samples, test_images, test_labels) -> dict:
   cfg = exp.config
-  params = classifier.load_or_train(default_classifier_path(cfg), lambda: _unit_split(exp, 'train'),
+  params = classifier.load_or_train(default_classifier_path(cfg), lambda: _classifier_training_data(exp),
                                     test_images, test_labels, epochs=cfg.eval.classifier_epochs)
   gen_probs, gen_feats = classifier.batched_predict(params, samples)
   _, test_feats = classifier.batched_predict(params, test_images)

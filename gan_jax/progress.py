@@ -61,7 +61,9 @@ class Writer:
 
 # Library warnings a user can do nothing about (tfds warns at import that an optional video
 # dependency is missing; no image dataset here uses it).
-_UNACTIONABLE = ('OpenCV is not installed', 'has no dataset_info.json')
+_UNACTIONABLE = ('OpenCV is not installed', 'has no dataset_info.json',
+                 # orbax, for every read-only reader (eval, sample), which is what we asked for
+                 'Given directory is read only', 'CheckpointManagerOptions.read_only=True')
 
 
 def _keep(record) -> bool:

@@ -62,6 +62,8 @@ def validate_config(config) -> None:
     raise UserError(f'eval.periodic_parzen={config.eval.periodic_parzen!r} is unknown; choose cheap or full.')
   if config.sample.generator not in ('eval', 'raw'):
     raise UserError(f'sample.generator={config.sample.generator!r} is unknown; choose eval or raw.')
+  if config.eval.classifier_examples < 0:
+    raise UserError(f'eval.classifier_examples={config.eval.classifier_examples} must be >= 0 (0: all).')
   if config.eval.pr_k < 1 or config.sample.num_samples < 1:
     raise UserError(f'eval.pr_k={config.eval.pr_k} and sample.num_samples={config.sample.num_samples} must be >= 1.')
   budget = t.time_budget_minutes

@@ -156,6 +156,7 @@ def test_eval_and_sample_modes_on_a_short_mnist_run(mnist_dir, tfds_dir, tmp_pat
            '--config.checkpoint_every_steps=100',
            '--config.model.g_kwargs.hidden=256', '--config.model.d_kwargs.units=64',
            f'--config.eval.classifier_path={tmp_path / "clf.msgpack"}', '--config.eval.classifier_epochs=1',
+           '--config.eval.classifier_examples=12000',
            '--config.eval.num_samples=2000', '--config.sample.num_samples=50']
   r = launch(tmp_path / 'wd', 'train', extra)
   assert r.returncode == 0, r.stderr[-2000:]
@@ -165,7 +166,7 @@ def test_eval_and_sample_modes_on_a_short_mnist_run(mnist_dir, tfds_dir, tmp_pat
   result = json.loads((tmp_path / 'wd' / 'eval.json').read_text())
   assert result['step'] == 200 and result['num_samples'] == 2000
   assert np.isfinite(result['parzen_ll']) and result['parzen_se'] > 0
-  assert result['classifier_test_accuracy'] > 0.97 and result['frechet_distance'] > 0
+  assert result['classifier_test_accuracy'] > 0.9 and result['frechet_distance'] > 0
   assert 1 <= result['classifier_score'] <= 10 and 1 <= result['classes_covered'] <= 10
   assert 'Parzen (paper: GAN 225±2)' in r.stdout
   for key in ('precision', 'recall', 'coverage', 'near_copy_fraction', 'nn_train_distance_ratio'):
