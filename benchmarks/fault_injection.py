@@ -117,6 +117,8 @@ def main(argv):
   def check(text):
     nonlocal tracebacks, lost
     tracebacks += text.count('Traceback')
+    if 'Training ' not in text:
+      return  # killed during start-up, before it said where it resumed
     resumed = _resumed_from(text)
     lost += max(0, expected - resumed)
     if resumed != expected:

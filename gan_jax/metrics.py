@@ -8,17 +8,21 @@ import scipy.linalg
 
 
 def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
-  """‖μa - μb‖² + Tr(Σa + Σb - 2(ΣaΣb)^½) between Gaussians fitted to two feature sets."""
+  """‖μa - μb‖² + Tr(Σa + Σb - 2(ΣaΣb)^½) between Gaussians fitted to two feature sets, computed
+  as pytorch-fid's calculate_frechet_distance (equal to it on the same features,
+  benchmarks/inception_equivalence.py)."""
   a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
   mu_a, mu_b = a.mean(0), b.mean(0)
-  # a small ridge keeps the product's square root defined when features are never active
-  # (ReLU units that stay at 0 make the covariances singular)
-  ridge = 1e-6 * np.eye(a.shape[1])
-  cov_a, cov_b = np.cov(a, rowvar=False) + ridge, np.cov(b, rowvar=False) + ridge
+  cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
   covmean = scipy.linalg.sqrtm(cov_a @ cov_b)
+  if not np.isfinite(covmean).all():
+    # as pytorch-fid: a ridge only when the product's square root is not finite (features that
+    # never activate make the covariances singular)
+    ridge = 1e-6 * np.eye(a.shape[1])
+    covmean = scipy.linalg.sqrtm((cov_a + ridge) @ (cov_b + ridge))
   if np.iscomplexobj(covmean):
     covmean = covmean.real  # imaginary parts are numerical noise for PSD products
-  return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a + cov_b - 2.0 * covmean))
+  return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2.0 * np.trace(covmean))
 
 
 def classifier_score(probs: np.ndarray) -> float:
