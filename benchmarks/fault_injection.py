@@ -154,6 +154,8 @@ def main(argv):
   check(final.stdout + final.stderr)
   failed += final.returncode != 0
   import chex
+  from absl import logging
+  logging.set_verbosity(logging.WARNING)  # orbax's restore chatter
   try:
     chex.assert_trees_all_equal(_final_params(whole), _final_params(faulty))
     same = True
