@@ -79,13 +79,15 @@ def classifier_metrics(exp, samples, test_images, test_labels) -> dict:
           **metrics.precision_recall_coverage(test_feats, gen_feats, k=cfg.eval.pr_k)}
 
 
-def memorisation_metrics(exp, samples, test) -> dict:
+def memorisation_metrics(exp, samples, test, cache: dict) -> dict:
   """Nearest training image (pixels in [0, 1]) of each sample against that of each test image,
-  one pass over the training split, chunk by chunk."""
-  train_source = data.open_split(exp.config.data, exp.config.data.train_split, exp.config.seed)
-  chunks = (data.scale(c, 'unit') for c in train_source.chunks())
-  nearest = metrics.nearest_distances(np.concatenate([samples, test]), chunks)
-  return metrics.memorisation(nearest[:len(samples)], nearest[len(samples):])
+  one pass over the training split, chunk by chunk (the test images' pass once per `cache`)."""
+  def nearest(queries):
+    source = data.open_split(exp.config.data, exp.config.data.train_split, exp.config.seed)
+    return metrics.nearest_distances(queries, (data.scale(c, 'unit') for c in source.chunks()))
+  if 'test_to_train' not in cache:
+    cache['test_to_train'] = nearest(test)
+  return metrics.memorisation(nearest(samples), cache['test_to_train'])
 
 
 def _held_out(cfg) -> bool:
@@ -108,12 +110,13 @@ def evaluate_samples(exp, samples, cache=None) -> dict:
     return metrics.ring_modes(samples, data.synthetic.ring2d_modes(), RING_STD)
   if cfg.data.name in data.SYNTHETIC or not _held_out(cfg):
     return {}
-  valid, test, test_labels = _eval_splits(exp, {} if cache is None else cache)
+  cache = {} if cache is None else cache
+  valid, test, test_labels = _eval_splits(exp, cache)
   samples = _unit(exp, samples)
   out = parzen.evaluate(samples, valid, test)
   if test.shape[1:] == (28, 28, 1) and test_labels is not None:
     out.update(classifier_metrics(exp, samples, test, test_labels))
-  out.update(memorisation_metrics(exp, samples, test))
+  out.update(memorisation_metrics(exp, samples, test, cache))
   return out
 
 

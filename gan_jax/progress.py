@@ -81,7 +81,6 @@ def quiet_library_logs() -> None:
     handler.addFilter(_keep)
 
 
-
 def log(msg: str, *args) -> None:
   if jax.process_index() == 0:
     logging.info(msg, *args)

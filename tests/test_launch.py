@@ -55,12 +55,12 @@ def test_resumed_run_equals_uninterrupted_run_bit_for_bit(tmp_path):
   whole = train.train_and_evaluate(ring(20), str(tmp_path / 'whole'))
   train.train_and_evaluate(ring(10), str(tmp_path / 'split'))
   target = jax.tree.map(jax.numpy.asarray, whole)
-  first = Checkpoints(str(tmp_path / 'split')).restore(10, target)[1]['train_seconds']
+  first = Checkpoints(str(tmp_path / 'split'), read_only=True).restore(10, target)[1]['train_seconds']
   resumed = train.train_and_evaluate(ring(20), str(tmp_path / 'split'))
   chex.assert_trees_all_equal(whole, resumed)
   assert int(resumed.step) == 20
   # the training clock (time budgets, Parzen-vs-time history) goes on from where it stopped
-  assert Checkpoints(str(tmp_path / 'split')).restore(20, target)[1]['train_seconds'] > first > 0
+  assert Checkpoints(str(tmp_path / 'split'), read_only=True).restore(20, target)[1]['train_seconds'] > first > 0
 
 
 def test_resumed_run_with_ema_equals_uninterrupted_run_bit_for_bit(tmp_path):

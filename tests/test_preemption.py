@@ -36,7 +36,7 @@ def final_state(workdir, step, num_devices=1, **config_overrides):
   for k, v in config_overrides.items():
     setattr(c.optim.d, k, v)
   exp = train.setup(c)
-  ckpt = Checkpoints(str(workdir))
+  ckpt = Checkpoints(str(workdir), read_only=True)
   state, _ = ckpt.restore(step, exp.init_state)
   ckpt.close()
   return state
