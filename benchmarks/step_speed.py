@@ -3,8 +3,8 @@
   pip install -r benchmarks/requirements-bench.txt     # torch 2.13.0 (CPU), kept out of requirements.txt
   python benchmarks/step_speed.py --manual_dir=../shared/data/mnist
 
-Same model (maxout D with dropout 0.8/0.5, ReLU/sigmoid G), batch 100, k = 1, SGD with momentum,
-non-saturating G loss; both on the same thread count, after warm-up, median over --steps steps
+Same model and algorithm (configs/mnist_algorithm1.py: maxout D with dropout 0.8/0.5, ReLU/sigmoid
+G, batch 100, Algorithm 1 with k = 1, SGD with momentum, non-saturating G loss); both on the same thread count, after warm-up, median over --steps steps
 (each step waited for). Also gan_jax fed by its real tfds input pipeline instead of one fixed
 in-memory batch, with the moving average of G (configs/mnist_ema.py), XLA's FLOP count per
 step, and the fraction of this machine's measured fp32 matmul peak. Prints ratios measured in
@@ -46,9 +46,9 @@ def median_rate(step_fn, steps, warmup):
 def jax_setup():
   import jax
   import numpy as np
-  from configs import mnist
+  from configs import mnist_algorithm1
   from gan_jax import parallel, step, train
-  c = mnist.get_config()
+  c = mnist_algorithm1.get_config()  # alternating, as the PyTorch baseline
   c.data.manual_dir, c.data.data_dir, c.mesh.num_devices = FLAGS.manual_dir, FLAGS.data_dir, 1
   c.mesh.platform = FLAGS.platform
   exp = train.setup(c)
@@ -137,7 +137,7 @@ def torch_setup():
 
   def one_step():
     z = (torch.rand(100, 100, device=dev) * 2 - 1) * s3
-    d_loss = bce(d(real), ones) + bce(d(g(z).detach()), zeros)
+    d_loss = 0.5 * (bce(d(real), ones) + bce(d(g(z).detach()), zeros))  # AdversaryCost2's scale
     d_opt.zero_grad(set_to_none=True)
     d_loss.backward()
     d_opt.step()

@@ -1,11 +1,14 @@
 """Optimizers for G and D from the config, schedules through optax (never by hand).
 
-The released MNIST recipe: SGD with momentum; the learning rate divided by `lr_decay` after
-every update and floored at `min_lr`; momentum rising linearly from `momentum` to
-`final_momentum` between epochs `momentum_start` and `momentum_saturate`.
+The released MNIST recipe (pylearn2's SGD as mnist.yaml sets it up): momentum in pylearn2's form,
+v <- momentum * v - lr * g, θ <- θ + v; the learning rate divided by `lr_decay` after every update
+and floored at `min_lr` (ExponentialDecay); momentum moved once per epoch along a line from
+`momentum` to `final_momentum` between epochs `momentum_start` and `momentum_saturate`
+(MomentumAdjustor).
 """
 import math
 
+import jax
 import jax.numpy as jnp
 import optax
 
@@ -27,9 +30,33 @@ def momentum_schedule(cfg, updates_per_epoch: int):
   final = cfg.get('final_momentum', None)
   if final is None or final == cfg.momentum:
     return cfg.momentum
-  start = int(cfg.momentum_start * updates_per_epoch)
-  span = max(1, int((cfg.momentum_saturate - cfg.momentum_start) * updates_per_epoch))
-  return optax.linear_schedule(cfg.momentum, final, transition_steps=span, transition_begin=start)
+  start, saturate, init = cfg.momentum_start, cfg.momentum_saturate, cfg.momentum
+
+  def schedule(count):
+    # MomentumAdjustor counts monitor calls: one before training, one after each epoch, so
+    # epoch e (from 1) trains with the value for count e; it changes between epochs, not within.
+    epoch = count // updates_per_epoch + 1
+    if saturate == start:
+      alpha = (epoch >= start).astype(jnp.float32)
+    else:
+      alpha = jnp.clip((epoch - start) / (saturate - start), 0.0, 1.0)
+    return init * (1 - alpha) + alpha * final
+  return schedule
+
+
+def _pylearn2_momentum(learning_rate, momentum) -> optax.GradientTransformation:
+  """v <- momentum * v - learning_rate * g; the update is v. Not optax.sgd: it keeps
+  v <- momentum * v + g and steps by -learning_rate * v, the same only while the rate is constant
+  (once it decays, past gradients are rescaled by today's rate; here they keep the rate they had).
+  Not optax.chain(scale_by_learning_rate, trace) either, which is this rule too: under pmap with 2
+  CPU devices XLA computed NaN gradients from finite parameters in the step that followed it
+  (tests/test_launch.py's folder run, jax 0.10.2), while the same program jitted on one device
+  and this form were finite."""
+  def update(grads, velocity, params=None):
+    del params
+    velocity = jax.tree.map(lambda v, g: momentum * v - learning_rate * g, velocity, grads)
+    return velocity, velocity
+  return optax.GradientTransformation(lambda params: jax.tree.map(jnp.zeros_like, params), update)
 
 
 def make_optimizer(cfg, updates_per_epoch: int) -> optax.GradientTransformation:
@@ -37,7 +64,7 @@ def make_optimizer(cfg, updates_per_epoch: int) -> optax.GradientTransformation:
   if cfg.lr <= 0:
     raise UserError(f'optim learning rate lr={cfg.lr} must be positive.')
   if cfg.name == 'sgd':
-    return optax.inject_hyperparams(optax.sgd)(
+    return optax.inject_hyperparams(_pylearn2_momentum)(
         learning_rate=learning_rate_schedule(cfg),
         momentum=momentum_schedule(cfg, updates_per_epoch))
   if cfg.name == 'adam':

@@ -1,7 +1,7 @@
 """configs/mnist.py's schedules against their closed forms, read back from the optimizer state
 that training uses: the learning rate divided by 1.000004 per update and floored at 1e-6 (as
 mnist.yaml's ExponentialDecay), momentum 0.5 → 0.7 linearly between epochs 1 and 250 (mnist.yaml's
-MomentumAdjustor changes it once per epoch; here it moves every update — issue 14 tracks that)."""
+MomentumAdjustor), set once per epoch; and pylearn2's momentum rule, v <- μv - lr·g, θ <- θ + v."""
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -18,11 +18,12 @@ def closed_form_lr(t):
 
 
 def closed_form_momentum(t):
-  epoch = t / UPDATES_PER_EPOCH
+  # MomentumAdjustor(start=1, saturate=250): its count is e during epoch e (counted from 1)
+  epoch = t // UPDATES_PER_EPOCH + 1
   return 0.5 + 0.2 * min(max((epoch - 1) / (250 - 1), 0.0), 1.0)
 
 
-@pytest.mark.parametrize('t', [0, 1, 499, 500, 501, 10_000, 62_250, 124_500, 125_000, 2_000_000, 5_000_000])
+@pytest.mark.parametrize('t', [0, 1, 499, 500, 501, 999, 1000, 10_000, 62_250, 124_499, 124_500, 125_000, 2_000_000, 5_000_000])
 def test_schedules_follow_the_released_recipe(t):
   cfg = mnist.get_config().optim.d
   tx = make_optimizer(cfg, UPDATES_PER_EPOCH)
@@ -36,15 +37,22 @@ def test_schedules_follow_the_released_recipe(t):
   assert float(state.hyperparams['momentum']) == pytest.approx(closed_form_momentum(t), abs=1e-6)
 
 
-def test_sgd_step_uses_the_scheduled_rate_and_momentum():
+@pytest.mark.parametrize('lr_decay', [1.000004, 1.5])
+def test_sgd_step_is_pylearn2s_momentum_rule(lr_decay):
+  """With a fast decay (1.5) the rule's form matters: optax.sgd's v <- μv + g, θ <- θ - lr·v
+  would differ from pylearn2's by tens of percent after three updates."""
   cfg = mnist.get_config().optim.g
-  tx = make_optimizer(cfg, UPDATES_PER_EPOCH)
+  cfg.lr_decay = lr_decay
+  cfg.momentum_saturate = 3
+  tx = make_optimizer(cfg, 2)  # 2 updates per epoch: the momentum moves during the test
   params, grad = {'w': jnp.ones(2)}, {'w': jnp.array([1.0, -2.0])}
   state = tx.init(params)
   velocity, w = np.zeros(2), np.ones(2)
-  for t in range(3):  # heavy-ball SGD in optax's form: v ← g + μv, w ← w - lr·v
+  for t in range(6):
     updates, state = tx.update(grad, state, params)
     params = optax.apply_updates(params, updates)
-    velocity = closed_form_momentum(t) * velocity + np.asarray(grad['w'])
-    w = w - closed_form_lr(t) * velocity
+    epoch = t // 2 + 1
+    momentum = 0.5 + 0.2 * min(max((epoch - 1) / (3 - 1), 0.0), 1.0)
+    velocity = momentum * velocity - max(0.1 / lr_decay ** t, 1e-6) * np.asarray(grad['w'])
+    w = w + velocity
   np.testing.assert_allclose(np.asarray(params['w']), w, rtol=1e-6)
