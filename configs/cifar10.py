@@ -6,7 +6,7 @@ def get_config():
   c = default.dcgan_config(width=64)
   c.data.name = 'cifar10'
   c.data.train_split = 'train[:45000]'
-  c.data.valid_split = 'train[45000:46000]'
+  c.data.valid_split = 'train[45000:50000]'  # held out: chooses (σ on its first 1000)
   c.train.num_steps = 50_000
   c.eval_every_steps = 1000
   c.num_samples = 64

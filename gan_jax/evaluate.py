@@ -1,9 +1,16 @@
 """Numbers and pictures from a saved model: `--mode=eval` and `--mode=sample` of launch.py, and
 the cheap metrics logged during training.
 
-Image data: the Parzen-window log-likelihood (the paper's Table 1 protocol, `parzen.py`) and, for
-MNIST-like data, a convnet classifier's Fréchet distance, score and class coverage. The ring of
-Gaussians: modes covered and the fraction of high-quality samples.
+Image data: the Parzen-window log-likelihood (the paper's Table 1 protocol, `parzen.py`), for
+MNIST-like data a convnet classifier's Fréchet distance, score, class coverage and improved
+precision/recall, and memorisation. The ring of Gaussians: modes covered and the fraction of
+high-quality samples.
+
+Every number is measured against one held-out split: `valid` (data.valid_split, the released
+code's train[50000:60000]) for everything that chooses (checkpoints, decays, time to a quality
+level: the periodic evaluation during training), `test` (data.eval_split) for the number that is
+reported, once (`--mode=eval`, eval.split). Parzen's σ is always chosen on the validation split's
+first `parzen.SIGMA_EXAMPLES` images, as the released code did.
 """
 import json
 import os
@@ -66,28 +73,33 @@ def _classifier_training_data(exp):
   return images[:n], labels[:n]
 
 
-def classifier_metrics(exp, samples, test_images, test_labels) -> dict:
+def classifier_metrics(exp, samples, images, labels, cache: dict, split: str) -> dict:
+  """The classifier's numbers for `samples` against the held-out `images` of `split` (their
+  features and the classifier's accuracy on them computed once per `cache`)."""
   cfg = exp.config
   params = classifier.load_or_train(default_classifier_path(cfg), lambda: _classifier_training_data(exp),
-                                    test_images, test_labels, epochs=cfg.eval.classifier_epochs)
+                                    images, labels, epochs=cfg.eval.classifier_epochs)
   gen_probs, gen_feats = classifier.batched_predict(params, samples)
-  _, test_feats = classifier.batched_predict(params, test_images)
-  return {'classifier_test_accuracy': classifier.accuracy(params, test_images, test_labels),
-          'frechet_distance': metrics.frechet_distance(gen_feats, test_feats),
+  if f'{split}_features' not in cache:
+    cache[f'{split}_features'] = classifier.batched_predict(params, images)[1]
+    cache[f'{split}_accuracy'] = classifier.accuracy(params, images, labels)
+  real_feats = cache[f'{split}_features']
+  return {'classifier_accuracy': cache[f'{split}_accuracy'],
+          'frechet_distance': metrics.frechet_distance(gen_feats, real_feats),
           'classifier_score': metrics.classifier_score(gen_probs),
           'classes_covered': metrics.classes_covered(gen_probs),
-          **metrics.precision_recall_coverage(test_feats, gen_feats, k=cfg.eval.pr_k)}
+          **metrics.precision_recall_coverage(real_feats, gen_feats, k=cfg.eval.pr_k)}
 
 
-def memorisation_metrics(exp, samples, test, cache: dict) -> dict:
-  """Nearest training image (pixels in [0, 1]) of each sample against that of each test image,
-  one pass over the training split, chunk by chunk (the test images' pass once per `cache`)."""
+def memorisation_metrics(exp, samples, held_out, cache: dict, split: str) -> dict:
+  """Nearest training image (pixels in [0, 1]) of each sample against that of each held-out
+  image, one pass over the training split, chunk by chunk (the held-out pass once per `cache`)."""
   def nearest(queries):
     source = data.open_split(exp.config.data, exp.config.data.train_split, exp.config.seed)
     return metrics.nearest_distances(queries, (data.scale(c, 'unit') for c in source.chunks()))
-  if 'test_to_train' not in cache:
-    cache['test_to_train'] = nearest(test)
-  return metrics.memorisation(nearest(samples), cache['test_to_train'])
+  if f'{split}_to_train' not in cache:
+    cache[f'{split}_to_train'] = nearest(held_out)
+  return metrics.memorisation(nearest(samples), cache[f'{split}_to_train'])
 
 
 def _held_out(cfg) -> bool:
@@ -95,63 +107,69 @@ def _held_out(cfg) -> bool:
   return bool(cfg.data.valid_split and cfg.data.eval_split)
 
 
-def _eval_splits(exp, cache: dict):
-  """(validation images, test images, test labels) as [0, 1] pixels, read once per `cache`."""
-  if 'test' not in cache:
-    cache['valid'] = _unit_split(exp, exp.config.data.valid_split)[0]
-    cache['test'], cache['test_labels'] = _unit_split(exp, exp.config.data.eval_split)
-  return cache['valid'], cache['test'], cache['test_labels']
+def _held_out_split(exp, cache: dict, split: str):
+  """(images as [0, 1] pixels, labels) of the 'valid' or 'test' split, read once per `cache`."""
+  if split not in cache:
+    name = exp.config.data.valid_split if split == 'valid' else exp.config.data.eval_split
+    cache[split], cache[f'{split}_labels'] = _unit_split(exp, name)
+  return cache[split], cache[f'{split}_labels']
 
 
-def evaluate_samples(exp, samples, cache=None) -> dict:
-  """Every metric that applies to this dataset, on the full protocol (`cache`: see _eval_splits)."""
+def evaluate_samples(exp, samples, cache=None, split: str = 'test') -> dict:
+  """Every metric that applies to this dataset, on the full protocol, against the held-out
+  `split` ('valid' to choose, 'test' to report); `cache` keeps what is read or computed once."""
   cfg = exp.config
   if cfg.data.name == 'ring2d':
     return metrics.ring_modes(samples, data.synthetic.ring2d_modes(), RING_STD)
   if cfg.data.name in data.SYNTHETIC or not _held_out(cfg):
     return {}
   cache = {} if cache is None else cache
-  valid, test, test_labels = _eval_splits(exp, cache)
+  sigma_images = _held_out_split(exp, cache, 'valid')[0][:parzen.SIGMA_EXAMPLES]
+  images, labels = _held_out_split(exp, cache, split)
   samples = _unit(exp, samples)
-  out = parzen.evaluate(samples, valid, test)
-  if test.shape[1:] == (28, 28, 1) and test_labels is not None:
-    out.update(classifier_metrics(exp, samples, test, test_labels))
-  out.update(memorisation_metrics(exp, samples, test, cache))
+  out = parzen.evaluate(samples, sigma_images, images)
+  if images.shape[1:] == (28, 28, 1) and labels is not None:
+    out.update(classifier_metrics(exp, samples, images, labels, cache, split))
+  out.update(memorisation_metrics(exp, samples, images, cache, split))
   return out
 
 
 def periodic_metrics(exp, g_params, cache: dict) -> dict:
-  """Cheap numbers for the training log: Parzen on a small sample and validation set (σ chosen
-  there too), or ring mode coverage. The full protocol is --mode=eval."""
+  """Numbers for the training log, all on the validation split (they choose; the test split
+  is for --mode=eval): 'cheap', Parzen of a small sample on a small validation set (σ chosen
+  there too), or ring mode coverage; 'full', every metric of the protocol, keys prefixed valid/."""
   cfg = exp.config
   if cfg.data.name != 'ring2d' and (cfg.data.name in data.SYNTHETIC or not _held_out(cfg)):
     return {}
   if cfg.eval.periodic_parzen == 'full' and cfg.data.name != 'ring2d':
-    valid, test, _ = _eval_splits(exp, cache)
-    return parzen.evaluate(_unit(exp, generate(exp, g_params, cfg.eval.num_samples, cfg.seed + 1)), valid, test)
+    samples = generate(exp, g_params, cfg.eval.num_samples, cfg.seed + 1)
+    return {f'valid/{k}': v for k, v in evaluate_samples(exp, samples, cache, 'valid').items()}
   samples = generate(exp, g_params, cfg.eval.periodic_num_samples, cfg.seed + 3)
   if cfg.data.name == 'ring2d':
     return metrics.ring_modes(samples, data.synthetic.ring2d_modes(), RING_STD)
   if 'valid_cheap' not in cache:
-    cache['valid_cheap'] = _unit_split(exp, cfg.data.valid_split)[0][:cfg.eval.periodic_valid_examples]
+    cache['valid_cheap'] = _held_out_split(exp, cache, 'valid')[0][:cfg.eval.periodic_valid_examples]
   ll = parzen.log_likelihoods(cache['valid_cheap'], _unit(exp, samples), parzen.SIGMAS).mean(axis=1)
   return {'parzen_valid_ll_cheap': float(ll.max())}
 
 
 def evaluate(exp, workdir: str, step=None) -> dict:
+  """--mode=eval: every metric against eval.split ('test', the reported number, by default)."""
   state, step = load_state(exp, workdir, step)
   cfg = exp.config
   samples = generate(exp, step_lib.sampling_params(state), cfg.eval.num_samples, cfg.seed + 1)
   splits = {}
-  result = {'step': step, 'num_samples': len(samples), **evaluate_samples(exp, samples, splits)}
+  result = {'step': step, 'split': cfg.eval.split, 'num_samples': len(samples),
+            **evaluate_samples(exp, samples, splits, cfg.eval.split)}
   if state.g_ema is not None:  # the raw G beside its moving average: what the average adds
-    raw = evaluate_samples(exp, generate(exp, state.g_params, cfg.eval.num_samples, cfg.seed + 1), splits)
-    result.update({f'raw_g/{k}': v for k, v in raw.items() if k != 'classifier_test_accuracy'})
+    raw = evaluate_samples(exp, generate(exp, state.g_params, cfg.eval.num_samples, cfg.seed + 1),
+                           splits, cfg.eval.split)
+    result.update({f'raw_g/{k}': v for k, v in raw.items() if k != 'classifier_accuracy'})
   if jax.process_index() == 0:
     with open(os.path.join(workdir, 'eval.json'), 'w') as f:
       json.dump(result, f, indent=2)
     writer = progress.Writer(workdir)
-    writer.scalars(step, {k: v for k, v in result.items() if k not in ('step',)}, prefix='eval')
+    writer.scalars(step, {k: v for k, v in result.items() if k not in ('step', 'split')}, prefix='eval')
     writer.close()
     print(format_table(result))
   return result

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 SIGMAS = np.logspace(-1, 0, 10)
+SIGMA_EXAMPLES = 1000  # σ is chosen on the validation split's first 1000 images (parzen_ll.py's limit_size)
 
 
 def _squared_distances(x, mu, mu_sq):
@@ -56,7 +57,9 @@ def log_likelihoods(points, samples, sigmas, chunk: int = 500) -> np.ndarray:
 
 
 def evaluate(samples, valid, test, sigmas=SIGMAS) -> dict:
-  """The full protocol: σ by validation mean log-likelihood, then test mean ± standard error."""
+  """The full protocol: σ by mean log-likelihood on `valid`, then the mean ± standard error on
+  `test` (the test split to report, or the whole validation split to choose, as parzen_ll.py's
+  --valid)."""
   t0 = time.perf_counter()
   valid_means = log_likelihoods(valid, samples, sigmas).mean(axis=1)
   best = int(np.argmax(valid_means))

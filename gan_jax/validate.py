@@ -60,6 +60,8 @@ def validate_config(config) -> None:
       raise UserError(f'optim.{name}.name={o.name!r} is unknown; choose sgd or adam.')
   if config.eval.periodic_parzen not in ('cheap', 'full'):
     raise UserError(f'eval.periodic_parzen={config.eval.periodic_parzen!r} is unknown; choose cheap or full.')
+  if config.eval.split not in ('valid', 'test'):
+    raise UserError(f'eval.split={config.eval.split!r} is unknown; choose valid (to choose) or test (to report).')
   if config.sample.generator not in ('eval', 'raw'):
     raise UserError(f'sample.generator={config.sample.generator!r} is unknown; choose eval or raw.')
   if config.eval.classifier_examples < 0:

@@ -12,7 +12,7 @@ import pytest
 
 from gan_jax import data, metrics, parzen
 from gan_jax.data import synthetic
-from tests.conftest import ROOT
+from tests.conftest import ROOT, tiny_paper_config
 
 
 def brute_force_parzen(points, samples, sigma):
@@ -161,12 +161,19 @@ def test_eval_and_sample_modes_on_a_short_mnist_run(mnist_dir, tfds_dir, tmp_pat
   r = launch(tmp_path / 'wd', 'train', extra)
   assert r.returncode == 0, r.stderr[-2000:]
   assert 'parzen_valid_ll_cheap' in r.stderr  # the periodic, cheap evaluation
+  # resumed with every metric at each evaluation, on the validation split
+  full = extra + ['--config.train.num_steps=300', '--config.eval.periodic_parzen=full']
+  r = launch(tmp_path / 'wd', 'train', full)
+  assert r.returncode == 0, r.stderr[-2000:]
+  rows = [json.loads(line) for line in (tmp_path / 'wd' / 'eval_history.jsonl').read_text().splitlines()]
+  assert [row['step'] for row in rows] == [100, 200, 300]
+  assert 'valid/parzen_ll' not in rows[1] and 'test/parzen_ll' not in rows[2]
   r = launch(tmp_path / 'wd', 'eval', extra)
   assert r.returncode == 0, r.stderr[-2000:]
   result = json.loads((tmp_path / 'wd' / 'eval.json').read_text())
-  assert result['step'] == 200 and result['num_samples'] == 2000
+  assert result['step'] == 300 and result['num_samples'] == 2000 and result['split'] == 'test'
   assert np.isfinite(result['parzen_ll']) and result['parzen_se'] > 0
-  assert result['classifier_test_accuracy'] > 0.9 and result['frechet_distance'] > 0
+  assert result['classifier_accuracy'] > 0.9 and result['frechet_distance'] > 0
   assert 1 <= result['classifier_score'] <= 10 and 1 <= result['classes_covered'] <= 10
   assert 'Parzen (paper: GAN 225±2)' in r.stdout
   for key in ('precision', 'recall', 'coverage', 'near_copy_fraction', 'nn_train_distance_ratio'):
@@ -181,3 +188,34 @@ def test_eval_and_sample_modes_on_a_short_mnist_run(mnist_dir, tfds_dir, tmp_pat
   assert 20 < npz['images'].mean() < 235 and str(npz['generator']) == 'eval'
   r = launch(tmp_path / 'empty', 'eval', extra)
   assert r.returncode == 2 and 'no checkpoint' in r.stderr
+  _validation_history_and_known_answers(mnist_dir, tfds_dir, tmp_path, rows[2], result)
+
+
+def _validation_history_and_known_answers(mnist_dir, tfds_dir, tmp_path, row, on_test):
+  """The periodic row at step 300 is the protocol on the validation split (the same numbers as
+  evaluate_samples(..., 'valid') of that checkpoint; σ chosen there as on test, other numbers
+  not the test split's). Then numbers with known answers, with the classifier trained above:
+  2,000 held-out real images as 'samples' score like the test set (Fréchet distance near 0,
+  precision and recall high, no near copies); noise is far."""
+  from configs import mnist
+  from gan_jax import evaluate, step, train
+  c = tiny_paper_config(mnist.get_config())
+  c.model.g_kwargs.hidden, c.model.d_kwargs.units = 256, 64
+  c.data.manual_dir, c.data.data_dir, c.mesh.num_devices = mnist_dir, tfds_dir, 1
+  c.eval.classifier_path, c.eval.classifier_examples, c.eval.num_samples = str(tmp_path / 'clf.msgpack'), 12000, 2000
+  exp = train.setup(c, training=False)
+  state, _ = evaluate.load_state(exp, str(tmp_path / 'wd'), 300)
+  cache = {}
+  samples = evaluate.generate(exp, step.sampling_params(state), 2000, c.seed + 1)
+  on_valid = evaluate.evaluate_samples(exp, samples, cache, 'valid')
+  for key in ('parzen_ll', 'parzen_sigma', 'frechet_distance', 'precision', 'recall', 'near_copy_fraction'):
+    assert row[f'valid/{key}'] == pytest.approx(on_valid[key], rel=1e-6), key
+  assert on_test['parzen_sigma'] == on_valid['parzen_sigma']
+  assert on_test['parzen_ll'] != on_valid['parzen_ll'] and on_test['frechet_distance'] != on_valid['frechet_distance']
+  held_out = data.load_unit_split(c.data, 'train[56000:58000]')[0]  # inside the validation split
+  real = evaluate.evaluate_samples(exp, held_out, cache, 'test')
+  assert real['frechet_distance'] < 1.0 and real['precision'] > 0.8 and real['recall'] > 0.8, real  # k-NN balls of 2,000: not 1
+  assert real['near_copy_fraction'] < 0.03 and 0.9 < real['nn_train_distance_ratio'] < 1.1, real
+  noise = evaluate.evaluate_samples(exp, np.random.default_rng(0).uniform(size=held_out.shape).astype(np.float32),
+                                    cache, 'test')
+  assert noise['frechet_distance'] > 100 * max(real['frechet_distance'], 0.1) and noise['precision'] < 0.05, noise
