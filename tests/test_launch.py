@@ -203,3 +203,21 @@ def test_folder_run_resumed_equals_uninterrupted_bit_for_bit(tmp_path):
   resumed = train.train_and_evaluate(folder_config(tmp_path / 'photos', tmp_path / 'cache', 10), str(tmp_path / 'split'))
   chex.assert_trees_all_equal(whole, resumed)
   assert int(resumed.step) == 10 and os.path.exists(tmp_path / 'split' / 'samples' / 'step_0000010.png')
+
+
+def test_kept_checkpoints_and_the_figure1_file(tmp_path):
+  """configs/gaussian1d.py, shortened: `keep_checkpoints_every_steps` keeps every 100th step
+  beside the newest `max_checkpoints_to_keep`, and panel (a) of Figure 1 is read from the kept
+  step at `figure1.from_step`."""
+  from PIL import Image
+  from configs import gaussian1d
+  c = gaussian1d.get_config()
+  c.mesh.num_devices = 1
+  c.train.num_steps, c.checkpoint_every_steps, c.max_checkpoints_to_keep = 300, 50, 2
+  c.log_every_steps = c.eval_every_steps = 150
+  c.figure1.from_step, c.figure1.d_steps = 100, 100
+  train.train_and_evaluate(c, str(tmp_path))
+  assert sorted(int(s) for s in os.listdir(tmp_path / 'checkpoints')) == [100, 200, 250, 300]
+  with Image.open(tmp_path / 'figure1.png') as image:
+    width, height = image.size
+    assert width > 2 * height > 200  # four panels side by side

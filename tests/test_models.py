@@ -73,6 +73,26 @@ def test_discriminator_dropout_only_in_training():
   assert not np.allclose(a, b)
 
 
+def test_discriminator_dropout_rates_and_inverted_scales_per_layer():
+  """mnist.yaml: keep 0.8 of D's input (scale 1.25) and 0.5 of each later layer's input (scale
+  2). Each dropout's output against its input, read from the module's intermediates."""
+  c = mnist.get_config()
+  d = models.PaperMaxoutDiscriminator(**c.model.d_kwargs)
+  x = jax.random.uniform(jax.random.PRNGKey(0), (256, 784), minval=0.1, maxval=1.0)
+  params = d.init(jax.random.PRNGKey(1), x)
+  _, inter = d.apply(params, x, train=True, rngs={'dropout': jax.random.PRNGKey(2)},
+                     capture_intermediates=True, mutable=['intermediates'])
+  inter = inter['intermediates']
+  inputs = {'Dropout_0': x, 'Dropout_1': inter['Maxout_0']['__call__'][0], 'Dropout_2': inter['Maxout_1']['__call__'][0]}
+  for name, keep in (('Dropout_0', 0.8), ('Dropout_1', 0.5), ('Dropout_2', 0.5)):
+    before, after = np.asarray(inputs[name]), np.asarray(inter[name]['__call__'][0])
+    live = np.abs(before) > 1e-6
+    ratio = after[live] / before[live]
+    kept = np.isclose(ratio, 1 / keep, rtol=1e-5)
+    assert np.all(kept | (ratio == 0)), name  # each unit is dropped or scaled by 1/keep, nothing else
+    assert abs(kept.mean() - keep) < 0.02, (name, kept.mean())
+
+
 def test_unknown_model_name_is_a_clear_error():
   c = mnist.get_config()
   c.model.generator = 'resnet9000'

@@ -14,20 +14,20 @@ import chex
 import jax
 import numpy as np
 
-from configs import ring2d
+from configs import mnist, ring2d
 from gan_jax import train
 from gan_jax.checkpoint import Checkpoints
-from tests.conftest import ROOT
+from tests.conftest import ROOT, tiny_paper_config
 
 BASE = ['--config=configs/ring2d.py', '--config.mesh.platform=cpu']
 
 
-def cmd(workdir, *overrides):
-  return [sys.executable, 'launch.py', *BASE, f'--workdir={workdir}', *overrides]
+def cmd(workdir, *overrides, base=BASE):
+  return [sys.executable, 'launch.py', *base, f'--workdir={workdir}', *overrides]
 
 
-def run(workdir, *overrides):
-  return subprocess.run(cmd(workdir, *overrides), cwd=ROOT, capture_output=True, text=True, timeout=300)
+def run(workdir, *overrides, base=BASE):
+  return subprocess.run(cmd(workdir, *overrides, base=base), cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
 def final_state(workdir, step, num_devices=1, **config_overrides):
@@ -124,11 +124,11 @@ def _free_port():
     return s.getsockname()[1]
 
 
-def _two_processes(workdir, logs, *args):
+def _two_processes(workdir, logs, *args, base=BASE):
   port = _free_port()
   return [subprocess.Popen(cmd(workdir, *args, '--config.mesh.num_devices=2',
                                f'--coordinator_address=127.0.0.1:{port}', '--num_processes=2',
-                               f'--process_id={i}'), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+                               f'--process_id={i}', base=base), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
           for i, log in enumerate(logs)]
 
 
@@ -158,6 +158,33 @@ def test_two_processes_on_loopback_equal_one_process(tmp_path):
   assert run(tmp_path / 'single', *args, '--config.mesh.num_devices=4').returncode == 0
   multi, single = final_state(tmp_path / 'multi', 30, 4), final_state(tmp_path / 'single', 30, 4)
   chex.assert_trees_all_close(multi, single, rtol=1e-5, atol=1e-6)
+
+
+def test_two_processes_equal_one_process_on_the_paper_mnist_model_with_dropout(tmp_path, mnist_dir, tfds_dir):
+  """The released recipe's step (maxout D with per-example dropout, simultaneous updates, SGD
+  schedules, uint8 MNIST batches), narrowed: 2 processes × 2 devices == 1 process × 4 devices."""
+  splits = dict(train_split='train[:2000]', valid_split='train[2000:2200]', eval_split='train[2200:2400]')
+  base = ['--config=configs/mnist.py', '--config.mesh.platform=cpu', f'--config.data.manual_dir={mnist_dir}',
+          f'--config.data.data_dir={tfds_dir}', '--config.model.g_kwargs.hidden=64',
+          '--config.model.d_kwargs.units=16', *(f'--config.data.{k}={v}' for k, v in splits.items())]
+  args = ['--config.train.num_steps=30', '--config.checkpoint_every_steps=10', '--config.eval_every_steps=30']
+  single = run(tmp_path / 'single', *args, '--config.mesh.num_devices=4', base=base)  # prepares the data first
+  assert single.returncode == 0, single.stderr[-2000:]
+  logs = [open(tmp_path / f'p{i}.log', 'w+') for i in range(2)]
+  codes = _wait_all(_two_processes(tmp_path / 'multi', logs, *args, base=base), 300)
+  outs = [(tmp_path / f'p{i}.log').read_text() for i in range(2)]
+  assert codes == [0, 0], outs[0][-2000:] + outs[1][-2000:]
+  c = tiny_paper_config(mnist.get_config())
+  c.data.manual_dir, c.data.data_dir, c.mesh.num_devices = mnist_dir, tfds_dir, 4
+  c.data.update(splits)
+  target = train.setup(c, training=False).init_state
+  states = []
+  for name in ('single', 'multi'):
+    ckpt = Checkpoints(str(tmp_path / name), read_only=True)
+    states.append(ckpt.restore(30, target)[0])
+    ckpt.close()
+  assert int(states[0].step) == 30
+  chex.assert_trees_all_close(states[0], states[1], rtol=1e-5, atol=1e-6)
 
 
 def _stopped_at(text, what):
