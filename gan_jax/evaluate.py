@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax import classifier, data, figures, metrics, parzen, progress, step as step_lib
+from gan_jax import classifier, data, fid, figures, metrics, parzen, progress, step as step_lib
 from gan_jax.checkpoint import Checkpoints
 from gan_jax.errors import UserError
 from gan_jax.models import sample_noise
@@ -120,6 +120,22 @@ def evaluate_samples(exp, samples, cache=None) -> dict:
   return out
 
 
+def inception_metrics(exp, g_params, samples, cache: dict) -> dict:
+  """FID and Inception Score with pytorch-fid's network (`cache['inception']`, there when
+  eval.inception_weights is set) on eval.fid_num_samples samples: `samples` themselves when there
+  are that many, as the same seed would draw them again."""
+  cfg = exp.config
+  if 'inception' not in cache or samples.ndim != 4 or not cfg.data.eval_split:
+    return {}
+  if len(samples) != cfg.eval.fid_num_samples:
+    samples = generate(exp, g_params, cfg.eval.fid_num_samples, cfg.seed + 1)
+  if 'fid_reference' not in cache:
+    test = cache['test'] if 'test' in cache else _unit_split(exp, cfg.data.eval_split)[0]
+    path = fid.default_stats_path(cfg.data, test.shape[1:], cache['inception'])
+    cache['fid_reference'] = fid.reference_stats(cache['inception'], test, path)
+  return fid.scores(cache['inception'], _unit(exp, samples), cache['fid_reference'])
+
+
 def periodic_metrics(exp, g_params, cache: dict) -> dict:
   """Cheap numbers for the training log: Parzen on a small sample and validation set (σ chosen
   there too), or ring mode coverage. The full protocol is --mode=eval."""
@@ -141,11 +157,16 @@ def periodic_metrics(exp, g_params, cache: dict) -> dict:
 def evaluate(exp, workdir: str, step=None) -> dict:
   state, step = load_state(exp, workdir, step)
   cfg = exp.config
-  samples = generate(exp, step_lib.sampling_params(state), cfg.eval.num_samples, cfg.seed + 1)
   splits = {}
-  result = {'step': step, 'num_samples': len(samples), **evaluate_samples(exp, samples, splits)}
+  if cfg.eval.inception_weights:  # read before sampling: a wrong file fails in seconds
+    splits['inception'] = fid.load_network(cfg.eval.inception_weights)
+  g_params = step_lib.sampling_params(state)
+  samples = generate(exp, g_params, cfg.eval.num_samples, cfg.seed + 1)
+  result = {'step': step, 'num_samples': len(samples), **evaluate_samples(exp, samples, splits),
+            **inception_metrics(exp, g_params, samples, splits)}
   if state.g_ema is not None:  # the raw G beside its moving average: what the average adds
-    raw = evaluate_samples(exp, generate(exp, state.g_params, cfg.eval.num_samples, cfg.seed + 1), splits)
+    raw_samples = generate(exp, state.g_params, cfg.eval.num_samples, cfg.seed + 1)
+    raw = {**evaluate_samples(exp, raw_samples, splits), **inception_metrics(exp, state.g_params, raw_samples, splits)}
     result.update({f'raw_g/{k}': v for k, v in raw.items() if k != 'classifier_test_accuracy'})
   if jax.process_index() == 0:
     with open(os.path.join(workdir, 'eval.json'), 'w') as f:
@@ -163,6 +184,9 @@ def format_table(result: dict) -> str:
     lines.append(f'{k:<26}{v:.4f}' if isinstance(v, float) else f'{k:<26}{v}')
   if 'parzen_ll' in result:
     lines.append(f'{"Parzen (paper: GAN 225±2)":<26}{result["parzen_ll"]:.1f} ± {result["parzen_se"]:.1f}')
+  if 'frechet_distance' in result:
+    lines.append('frechet_distance is in the eval classifier\'s features: not comparable with published FID'
+                 + (' (fid is)' if 'fid' in result else ' (set eval.inception_weights for that)'))
   return '\n'.join(lines)
 
 
