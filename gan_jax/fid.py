@@ -66,7 +66,7 @@ def default_stats_path(data_config, image_shape, network: Network) -> str:
   name = data_config.name
   if data_config.path:  # a folder of images: which folder
     name += '-' + hashlib.sha256(os.path.abspath(data_config.path).encode()).hexdigest()[:8]
-  split = re.sub(r'[^\w.-]+', '-', data_config.eval_split)  # 'train[:100]' is no file name
+  split = re.sub(r'[^\w.-]+', '-', data_config.eval_split).strip('-')  # 'test[:100]' is no file name
   size = 'x'.join(str(n) for n in image_shape)
   return os.path.join(os.path.expanduser('~'), '.cache', 'gan_jax', 'fid_stats',
                       f'{name}_{split}_{size}_{network.digest[:16]}.npz')
