@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax import classifier, data, figures, metrics, parzen, progress, step as step_lib
+from gan_jax import classifier, data, fid, figures, metrics, parzen, progress, step as step_lib
 from gan_jax.checkpoint import Checkpoints
 from gan_jax.errors import UserError
 from gan_jax.models import sample_noise
@@ -134,6 +134,23 @@ def evaluate_samples(exp, samples, cache=None, split: str = 'test') -> dict:
   return out
 
 
+def inception_metrics(exp, g_params, samples, cache: dict, split: str = 'test') -> dict:
+  """FID (against the held-out `split`) and Inception Score with pytorch-fid's network
+  (`cache['inception']`, there when eval.inception_weights is set) on eval.fid_num_samples
+  samples: `samples` themselves when there are that many, as the same seed would draw them again."""
+  cfg = exp.config
+  if 'inception' not in cache or samples.ndim != 4 or not _held_out(cfg):
+    return {}
+  if len(samples) != cfg.eval.fid_num_samples:
+    samples = generate(exp, g_params, cfg.eval.fid_num_samples, cfg.seed + 1)
+  if f'{split}_fid_reference' not in cache:
+    images = _held_out_split(exp, cache, split)[0]
+    split_name = cfg.data.valid_split if split == 'valid' else cfg.data.eval_split
+    path = fid.default_stats_path(cfg.data, split_name, images.shape[1:], cache['inception'])
+    cache[f'{split}_fid_reference'] = fid.reference_stats(cache['inception'], images, path)
+  return fid.scores(cache['inception'], _unit(exp, samples), cache[f'{split}_fid_reference'])
+
+
 def periodic_metrics(exp, g_params, cache: dict) -> dict:
   """Numbers for the training log, all on the validation split (they choose; the test split
   is for --mode=eval): 'cheap', Parzen of a small sample on a small validation set (σ chosen
@@ -157,13 +174,18 @@ def evaluate(exp, workdir: str, step=None) -> dict:
   """--mode=eval: every metric against eval.split ('test', the reported number, by default)."""
   state, step = load_state(exp, workdir, step)
   cfg = exp.config
-  samples = generate(exp, step_lib.sampling_params(state), cfg.eval.num_samples, cfg.seed + 1)
   splits = {}
+  if cfg.eval.inception_weights:  # read before sampling: a wrong file fails in seconds
+    splits['inception'] = fid.load_network(cfg.eval.inception_weights)
+  g_params = step_lib.sampling_params(state)
+  samples = generate(exp, g_params, cfg.eval.num_samples, cfg.seed + 1)
   result = {'step': step, 'split': cfg.eval.split, 'num_samples': len(samples),
-            **evaluate_samples(exp, samples, splits, cfg.eval.split)}
+            **evaluate_samples(exp, samples, splits, cfg.eval.split),
+            **inception_metrics(exp, g_params, samples, splits, cfg.eval.split)}
   if state.g_ema is not None:  # the raw G beside its moving average: what the average adds
-    raw = evaluate_samples(exp, generate(exp, state.g_params, cfg.eval.num_samples, cfg.seed + 1),
-                           splits, cfg.eval.split)
+    raw_samples = generate(exp, state.g_params, cfg.eval.num_samples, cfg.seed + 1)
+    raw = {**evaluate_samples(exp, raw_samples, splits, cfg.eval.split),
+           **inception_metrics(exp, state.g_params, raw_samples, splits, cfg.eval.split)}
     result.update({f'raw_g/{k}': v for k, v in raw.items() if k != 'classifier_accuracy'})
   if jax.process_index() == 0:
     with open(os.path.join(workdir, 'eval.json'), 'w') as f:
@@ -181,6 +203,9 @@ def format_table(result: dict) -> str:
     lines.append(f'{k:<26}{v:.4f}' if isinstance(v, float) else f'{k:<26}{v}')
   if 'parzen_ll' in result:
     lines.append(f'{"Parzen (paper: GAN 225±2)":<26}{result["parzen_ll"]:.1f} ± {result["parzen_se"]:.1f}')
+  if 'frechet_distance' in result:
+    lines.append('frechet_distance is in the eval classifier\'s features: not comparable with published FID'
+                 + (' (fid is)' if 'fid' in result else ' (set eval.inception_weights for that)'))
   return '\n'.join(lines)
 
 

@@ -7,18 +7,26 @@ import numpy as np
 import scipy.linalg
 
 
+def gaussian(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """Mean and covariance (float64) of feature rows: what a Fréchet distance compares."""
+  a = np.asarray(features, np.float64)
+  return a.mean(0), np.cov(a, rowvar=False)
+
+
 def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
   """‖μa - μb‖² + Tr(Σa + Σb - 2(ΣaΣb)^½) between Gaussians fitted to two feature sets, computed
   as pytorch-fid's calculate_frechet_distance (equal to it on the same features,
   benchmarks/inception_equivalence.py)."""
-  a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
-  mu_a, mu_b = a.mean(0), b.mean(0)
-  cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+  return frechet_distance_of_gaussians(*gaussian(features_a), *gaussian(features_b))
+
+
+def frechet_distance_of_gaussians(mu_a, cov_a, mu_b, cov_b) -> float:
+  """The same from fitted Gaussians (e.g. cached statistics of a reference set)."""
   covmean = scipy.linalg.sqrtm(cov_a @ cov_b)
   if not np.isfinite(covmean).all():
     # as pytorch-fid: a ridge only when the product's square root is not finite (features that
     # never activate make the covariances singular)
-    ridge = 1e-6 * np.eye(a.shape[1])
+    ridge = 1e-6 * np.eye(len(mu_a))
     covmean = scipy.linalg.sqrtm((cov_a + ridge) @ (cov_b + ridge))
   if np.iscomplexobj(covmean):
     covmean = covmean.real  # imaginary parts are numerical noise for PSD products

@@ -1,5 +1,5 @@
 """Config checks that run before anything is read or written, so bad input costs nothing."""
-from gan_jax import models, objective
+from gan_jax import data, fid, models, objective
 from gan_jax.data import pipeline
 from gan_jax.errors import UserError
 
@@ -68,6 +68,14 @@ def validate_config(config) -> None:
     raise UserError(f'eval.classifier_examples={config.eval.classifier_examples} must be >= 0 (0: all).')
   if config.eval.pr_k < 1 or config.sample.num_samples < 1:
     raise UserError(f'eval.pr_k={config.eval.pr_k} and sample.num_samples={config.sample.num_samples} must be >= 1.')
+  if config.eval.fid_num_samples < 10:
+    raise UserError(f'eval.fid_num_samples={config.eval.fid_num_samples} must be >= 10 (the Inception '
+                    'Score averages 10 splits).')
+  if config.eval.inception_weights:
+    fid.check_weights_path(config.eval.inception_weights)
+    if d.name in data.SYNTHETIC or not d.eval_split:
+      raise UserError(f'eval.inception_weights: FID compares image samples with data.eval_split, and '
+                      f'data.name={d.name} has {"no images" if d.name in data.SYNTHETIC else "none"}.')
   budget = t.time_budget_minutes
   if budget is not None and budget <= 0:
     raise UserError(f'train.time_budget_minutes={budget} must be positive (or None for no budget).')
