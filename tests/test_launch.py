@@ -86,6 +86,7 @@ BAD_INPUTS = [
     (['--config.optim.g.name=rmsprop'], "optim.g.name='rmsprop' is unknown"),
     (['--config.data.scale=centered'], "data.scale='centered' is unknown"),
     (['--config.eval.periodic_parzen=sometimes'], "eval.periodic_parzen='sometimes' is unknown"),
+    (['--config.eval.split=train'], "eval.split='train' is unknown; choose valid (to choose) or test (to report)"),
     (['--config.mesh.platform=cpu', '--config.mesh.num_devices=3'], 'not divisible by the 3 devices'),
     (['--config.train.update_mode=simultaneous', '--config.train.k=2'], 'train.k must be 1'),
     (['--config.train.ema_decay=1.0'], 'train.ema_decay=1.0 must be in [0, 1)'),
@@ -115,7 +116,7 @@ def test_bad_inputs_are_refused_before_anything_starts(tmp_path):
   for overrides, message in BAD_INPUTS:
     with pytest.raises(UserError, match=re.escape(message)):
       train.setup(_overridden(overrides))
-  for i in (0, 6, 17):
+  for i in (0, 6, 18):
     overrides, message = BAD_INPUTS[i]
     wd = tmp_path / f'case{i}'
     r = launch(wd, *overrides)
