@@ -67,6 +67,6 @@ def evaluate(samples, valid, test, sigmas=SIGMAS) -> dict:
   result = {'parzen_ll': float(test_ll.mean()), 'parzen_se': float(test_ll.std() / math.sqrt(len(test_ll))),
             'parzen_sigma': float(sigmas[best]), 'parzen_valid_ll': float(valid_means[best]),
             'parzen_seconds': time.perf_counter() - t0}
-  logging.info('Parzen: σ=%.4f, test log-likelihood %.2f ± %.2f (%.1f s)', result['parzen_sigma'],
+  logging.info('Parzen: σ=%.4f, held-out log-likelihood %.2f ± %.2f (%.1f s)', result['parzen_sigma'],
                result['parzen_ll'], result['parzen_se'], result['parzen_seconds'])
   return result
