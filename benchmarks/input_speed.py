@@ -28,6 +28,7 @@ from ml_collections import config_flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from benchmarks.timing import cpu_info, median_interval, time_calls  # noqa: E402
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', os.path.join(ROOT, 'configs', 'mnist.py'), 'Experiment config file.', lock_config=True)
@@ -36,34 +37,6 @@ flags.DEFINE_integer('steps', 100, 'Training steps per feed per round; rounded u
                      'train.steps_per_call.')
 flags.DEFINE_integer('bootstrap', 10_000, 'Bootstrap resamples for the interval of the median ratio.')
 flags.DEFINE_float('threshold', 95.0, 'Pass when the streamed rate is at least this % of the resident one.')
-
-BOOTSTRAP_SEED = 0  # the interval is the same number on every run of the same rounds
-
-
-def cpu_info() -> str:
-  """Model name, vector ISA and core count: an input cost is only comparable on like machines."""
-  model, flags_ = '?', set()
-  try:
-    with open('/proc/cpuinfo') as f:
-      for line in f:
-        key, _, value = line.partition(':')
-        if key.strip() == 'model name':
-          model = value.strip()
-        elif key.strip() == 'flags':
-          flags_ = set(value.split())
-  except OSError:
-    pass
-  isa = next((name for name in ('avx512f', 'avx2', 'avx', 'sse4_2', 'neon', 'asimd') if name in flags_), 'unknown')
-  return f'{model}, {isa}{" + avx512_bf16" if "avx512_bf16" in flags_ else ""}, {os.cpu_count()} cores'
-
-
-def median_interval(ratios, resamples: int):
-  """The median and a percentile-bootstrap 95% interval of it."""
-  import numpy as np
-  r = np.asarray(ratios)
-  rng = np.random.default_rng(BOOTSTRAP_SEED)
-  medians = np.median(r[rng.integers(0, len(r), (resamples, len(r)))], axis=1)
-  return float(np.median(r)), float(np.percentile(medians, 2.5)), float(np.percentile(medians, 97.5))
 
 
 def feeds(exp):
@@ -98,15 +71,6 @@ def feeds(exp):
     return seconds
 
   return streamed, resident, waited, per_call
-
-
-def time_calls(fn, calls: int):
-  """(wall seconds, process CPU seconds): CPU time counts every thread of this process (XLA's,
-  grain's prefetch thread), so the input's host cost shows even when other jobs share the cores."""
-  t0, c0 = time.perf_counter(), time.process_time()
-  for _ in range(calls):
-    fn()
-  return time.perf_counter() - t0, time.process_time() - c0
 
 
 def measure(streamed, resident, waited, calls: int, rounds: int):
