@@ -107,11 +107,15 @@ def _held_out(cfg) -> bool:
   return bool(cfg.data.valid_split and cfg.data.eval_split)
 
 
+def _split_name(cfg, split: str) -> str:
+  """The tfds split behind 'valid' or 'test'."""
+  return cfg.data.valid_split if split == 'valid' else cfg.data.eval_split
+
+
 def _held_out_split(exp, cache: dict, split: str):
   """(images as [0, 1] pixels, labels) of the 'valid' or 'test' split, read once per `cache`."""
   if split not in cache:
-    name = exp.config.data.valid_split if split == 'valid' else exp.config.data.eval_split
-    cache[split], cache[f'{split}_labels'] = _unit_split(exp, name)
+    cache[split], cache[f'{split}_labels'] = _unit_split(exp, _split_name(exp.config, split))
   return cache[split], cache[f'{split}_labels']
 
 
@@ -145,8 +149,7 @@ def inception_metrics(exp, g_params, samples, cache: dict, split: str = 'test') 
     samples = generate(exp, g_params, cfg.eval.fid_num_samples, cfg.seed + 1)
   if f'{split}_fid_reference' not in cache:
     images = _held_out_split(exp, cache, split)[0]
-    split_name = cfg.data.valid_split if split == 'valid' else cfg.data.eval_split
-    path = fid.default_stats_path(cfg.data, split_name, images.shape[1:], cache['inception'])
+    path = fid.default_stats_path(cfg.data, _split_name(cfg, split), images.shape[1:], cache['inception'])
     cache[f'{split}_fid_reference'] = fid.reference_stats(cache['inception'], images, path)
   return fid.scores(cache['inception'], _unit(exp, samples), cache[f'{split}_fid_reference'])
 
