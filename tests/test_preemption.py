@@ -66,7 +66,8 @@ def test_sigkill_at_a_random_step_then_resume_is_bit_exact(tmp_path):
   r = run(tmp_path / 'killed', *args)
   assert r.returncode == 0, r.stderr[-2000:]
   resumed_at = int(r.stderr.split('Resumed from the checkpoint at step ')[1].split()[0])
-  assert 200 <= resumed_at < 1000, 'the kill must land mid-run'
+  # the kill can land while step 200's checkpoint is still being written: then 100 is the newest
+  assert 100 <= resumed_at < 1000, 'the kill must land mid-run'
   chex.assert_trees_all_equal(final_state(tmp_path / 'whole', 1000), final_state(tmp_path / 'killed', 1000))
 
 
