@@ -29,9 +29,12 @@ RING_STD = 0.02  # the ring2d source's per-mode standard deviation
 
 
 def generate(exp, g_params, n: int, seed: int, batch: int = 1000) -> np.ndarray:
-  """n fair samples of G, from z drawn with `seed`."""
+  """n fair samples of G, from z drawn with `seed` (a conditional G: each class in turn,
+  step_lib.sample_labels)."""
   z = sample_noise(jax.random.PRNGKey(seed), (n, exp.spec.noise_dim), exp.spec.noise)
-  samples = np.concatenate([np.asarray(exp.sample(g_params, z[i:i + batch])) for i in range(0, n, batch)])
+  labels = step_lib.sample_labels(exp.spec, n)
+  part = lambda i: None if labels is None else labels[i:i + batch]
+  samples = np.concatenate([np.asarray(exp.sample(g_params, z[i:i + batch], part(i))) for i in range(0, n, batch)])
   if not np.all(np.isfinite(samples)):  # NaN distances would make Parzen report nonsense (~1e3)
     raise UserError(f'the generator produced {int(np.sum(~np.isfinite(samples)))} non-finite values '
                     'in its samples: training diverged before this checkpoint; evaluate an earlier step.')
@@ -73,9 +76,10 @@ def _classifier_training_data(exp):
   return images[:n], labels[:n]
 
 
-def classifier_metrics(exp, samples, images, labels, cache: dict, split: str) -> dict:
+def classifier_metrics(exp, samples, images, labels, cache: dict, split: str, sample_labels=None) -> dict:
   """The classifier's numbers for `samples` against the held-out `images` of `split` (their
-  features and the classifier's accuracy on them computed once per `cache`)."""
+  features and the classifier's accuracy on them computed once per `cache`); for a conditional
+  G's samples (`sample_labels`, the classes asked for) also conditional_metrics."""
   cfg = exp.config
   params = classifier.load_or_train(default_classifier_path(cfg), lambda: _classifier_training_data(exp),
                                     images, labels, epochs=cfg.eval.classifier_epochs)
@@ -84,11 +88,14 @@ def classifier_metrics(exp, samples, images, labels, cache: dict, split: str) ->
     cache[f'{split}_features'] = classifier.batched_predict(params, images)[1]
     cache[f'{split}_accuracy'] = classifier.accuracy(params, images, labels)
   real_feats = cache[f'{split}_features']
-  return {'classifier_accuracy': cache[f'{split}_accuracy'],
-          'frechet_distance': metrics.frechet_distance(gen_feats, real_feats),
-          'classifier_score': metrics.classifier_score(gen_probs),
-          'classes_covered': metrics.classes_covered(gen_probs),
-          **metrics.precision_recall_coverage(real_feats, gen_feats, k=cfg.eval.pr_k)}
+  out = {'classifier_accuracy': cache[f'{split}_accuracy'],
+         'frechet_distance': metrics.frechet_distance(gen_feats, real_feats),
+         'classifier_score': metrics.classifier_score(gen_probs),
+         'classes_covered': metrics.classes_covered(gen_probs),
+         **metrics.precision_recall_coverage(real_feats, gen_feats, k=cfg.eval.pr_k)}
+  if sample_labels is not None:
+    out.update(metrics.conditional_metrics(gen_probs, gen_feats, sample_labels, real_feats, labels))
+  return out
 
 
 def memorisation_metrics(exp, samples, held_out, cache: dict, split: str) -> dict:
@@ -119,12 +126,13 @@ def _held_out_split(exp, cache: dict, split: str):
   return cache[split], cache[f'{split}_labels']
 
 
-def evaluate_samples(exp, samples, cache=None, split: str = 'test') -> dict:
+def evaluate_samples(exp, samples, cache=None, split: str = 'test', sample_labels=None) -> dict:
   """Every metric that applies to this dataset, on the full protocol, against the held-out
-  `split` ('valid' to choose, 'test' to report); `cache` keeps what is read or computed once."""
+  `split` ('valid' to choose, 'test' to report); `cache` keeps what is read or computed once.
+  `sample_labels`: the classes a conditional G was asked for (adds conditional_metrics)."""
   cfg = exp.config
   if cfg.data.name == 'ring2d':
-    return metrics.ring_modes(samples, data.synthetic.ring2d_modes(), RING_STD)
+    return metrics.ring_modes(samples, data.synthetic.ring2d_modes(), RING_STD, labels=sample_labels)
   if cfg.data.name in data.SYNTHETIC or not _held_out(cfg):
     return {}
   cache = {} if cache is None else cache
@@ -133,7 +141,7 @@ def evaluate_samples(exp, samples, cache=None, split: str = 'test') -> dict:
   samples = _unit(exp, samples)
   out = parzen.evaluate(samples, sigma_images, images)
   if images.shape[1:] == (28, 28, 1) and labels is not None:
-    out.update(classifier_metrics(exp, samples, images, labels, cache, split))
+    out.update(classifier_metrics(exp, samples, images, labels, cache, split, sample_labels))
   out.update(memorisation_metrics(exp, samples, images, cache, split))
   return out
 
@@ -163,10 +171,12 @@ def periodic_metrics(exp, g_params, cache: dict) -> dict:
     return {}
   if cfg.eval.periodic_parzen == 'full' and cfg.data.name != 'ring2d':
     samples = generate(exp, g_params, cfg.eval.num_samples, cfg.seed + 1)
-    return {f'valid/{k}': v for k, v in evaluate_samples(exp, samples, cache, 'valid').items()}
+    labels = step_lib.sample_labels(exp.spec, len(samples))
+    return {f'valid/{k}': v for k, v in evaluate_samples(exp, samples, cache, 'valid', labels).items()}
   samples = generate(exp, g_params, cfg.eval.periodic_num_samples, cfg.seed + 3)
   if cfg.data.name == 'ring2d':
-    return metrics.ring_modes(samples, data.synthetic.ring2d_modes(), RING_STD)
+    return metrics.ring_modes(samples, data.synthetic.ring2d_modes(), RING_STD,
+                              labels=step_lib.sample_labels(exp.spec, len(samples)))
   if 'valid_cheap' not in cache:
     cache['valid_cheap'] = _held_out_split(exp, cache, 'valid')[0][:cfg.eval.periodic_valid_examples]
   ll = parzen.log_likelihoods(cache['valid_cheap'], _unit(exp, samples), parzen.SIGMAS).mean(axis=1)
@@ -182,12 +192,13 @@ def evaluate(exp, workdir: str, step=None) -> dict:
     splits['inception'] = fid.load_network(cfg.eval.inception_weights)
   g_params = step_lib.sampling_params(state)
   samples = generate(exp, g_params, cfg.eval.num_samples, cfg.seed + 1)
+  labels = step_lib.sample_labels(exp.spec, len(samples))
   result = {'step': step, 'split': cfg.eval.split, 'num_samples': len(samples),
-            **evaluate_samples(exp, samples, splits, cfg.eval.split),
+            **evaluate_samples(exp, samples, splits, cfg.eval.split, labels),
             **inception_metrics(exp, g_params, samples, splits, cfg.eval.split)}
   if state.g_ema is not None:  # the raw G beside its moving average: what the average adds
     raw_samples = generate(exp, state.g_params, cfg.eval.num_samples, cfg.seed + 1)
-    raw = {**evaluate_samples(exp, raw_samples, splits, cfg.eval.split),
+    raw = {**evaluate_samples(exp, raw_samples, splits, cfg.eval.split, labels),
            **inception_metrics(exp, state.g_params, raw_samples, splits, cfg.eval.split)}
     result.update({f'raw_g/{k}': v for k, v in raw.items() if k != 'classifier_accuracy'})
   if jax.process_index() == 0:
@@ -201,11 +212,11 @@ def evaluate(exp, workdir: str, step=None) -> dict:
 
 
 def format_table(result: dict) -> str:
-  lines = [f'{"metric":<26}value', '-' * 40]
+  lines = [f'{"metric":<34}value', '-' * 40]
   for k, v in result.items():
-    lines.append(f'{k:<26}{v:.4f}' if isinstance(v, float) else f'{k:<26}{v}')
+    lines.append(f'{k:<34}{v:.4f}' if isinstance(v, float) else f'{k:<34}{v}')
   if 'parzen_ll' in result:
-    lines.append(f'{"Parzen (paper: GAN 225±2)":<26}{result["parzen_ll"]:.1f} ± {result["parzen_se"]:.1f}')
+    lines.append(f'{"Parzen (paper: GAN 225±2)":<34}{result["parzen_ll"]:.1f} ± {result["parzen_se"]:.1f}')
   if 'frechet_distance' in result:
     lines.append('frechet_distance is in the eval classifier\'s features: not comparable with published FID'
                  + (' (fid is)' if 'fid' in result else ' (set eval.inception_weights for that)'))
@@ -233,7 +244,9 @@ def sample(exp, workdir: str, step=None) -> list:
     z = sample_noise(jax.random.PRNGKey(cfg.seed + 4), (2, 8, cfg.model.noise_dim), cfg.model.noise)
     t = jnp.linspace(0.0, 1.0, 10)[None, :, None]
     zs = (1 - t) * z[0][:, None] + t * z[1][:, None]           # [8 rows, 10 steps, noise_dim]
-    images = np.asarray(exp.sample(g_params, zs.reshape(-1, cfg.model.noise_dim)))
+    rows = step_lib.sample_labels(exp.spec, 8)                  # a conditional G: one class a row
+    images = np.asarray(exp.sample(g_params, zs.reshape(-1, cfg.model.noise_dim),
+                                   None if rows is None else np.repeat(rows, 10)))
     paths.append(figures.figure3(images.reshape((8, 10) + images.shape[1:]), cfg.data.scale,
                                  os.path.join(out_dir, f'figure3_step_{step:07d}.png')))
   paths.append(write_npz(exp, state, os.path.join(out_dir, f'samples_step_{step:07d}.npz')))
@@ -249,11 +262,16 @@ def write_npz(exp, state, path: str) -> str:
   cfg = exp.config
   g_params = state.g_params if cfg.sample.generator == 'raw' else step_lib.sampling_params(state)
   samples = generate(exp, g_params, cfg.sample.num_samples, cfg.seed + 5)
+  labels = step_lib.sample_labels(exp.spec, len(samples))
+  if labels is not None:  # the class each sample was asked for
+    arrays = {'labels': labels}
+  else:
+    arrays = {}
   if samples.ndim == 4:
     unit = np.clip(data.to_unit(samples, cfg.data.scale), 0.0, 1.0)
-    arrays = {'images': np.round(unit * 255.0).astype(np.uint8)}
+    arrays['images'] = np.round(unit * 255.0).astype(np.uint8)
   else:
-    arrays = {'samples': samples.astype(np.float32)}
+    arrays['samples'] = samples.astype(np.float32)
   os.makedirs(os.path.dirname(path), exist_ok=True)
   np.savez(path, **arrays, generator=np.array(cfg.sample.generator), seed=np.array(cfg.seed + 5))
   return path

@@ -46,14 +46,34 @@ def classes_covered(probs: np.ndarray, threshold: float = 0.01) -> int:
   return int(np.sum(counts >= threshold * len(probs)))
 
 
-def ring_modes(samples: np.ndarray, modes: np.ndarray, std: float, threshold: float = 0.01) -> dict:
+def conditional_metrics(gen_probs, gen_feats, gen_labels, real_feats, real_labels) -> dict:
+  """A conditional G's samples against the classes they were asked for: the classifier's
+  accuracy on them (overall, and per class as conditional_accuracy/<c>), and the class-conditional
+  Fréchet distance, the mean over classes of the distance between the samples of class c and the
+  held-out images of class c (a G that draws good digits of the wrong class scores badly)."""
+  gen_labels, real_labels = np.asarray(gen_labels), np.asarray(real_labels)
+  hits = np.asarray(gen_probs).argmax(axis=1) == gen_labels
+  classes = np.unique(gen_labels)
+  out = {'conditional_accuracy': float(hits.mean())}
+  out.update({f'conditional_accuracy/{c}': float(hits[gen_labels == c].mean()) for c in classes})
+  out['class_conditional_fd'] = float(np.mean([
+      frechet_distance(gen_feats[gen_labels == c], real_feats[real_labels == c]) for c in classes]))
+  return out
+
+
+def ring_modes(samples: np.ndarray, modes: np.ndarray, std: float, threshold: float = 0.01,
+               labels=None) -> dict:
   """High quality: within 3σ of its nearest mode. Covered: a mode holding ≥ `threshold` of all
-  samples as high-quality ones."""
+  samples as high-quality ones. With `labels` (the mode a conditional G was asked for), also the
+  fraction of samples that are high quality at that mode."""
   d = np.linalg.norm(samples[:, None, :] - modes[None, :, :], axis=-1)
   nearest, good = d.argmin(axis=1), d.min(axis=1) <= 3 * std
   counts = np.bincount(nearest[good], minlength=len(modes))
-  return {'modes_covered': int(np.sum(counts >= threshold * len(samples))), 'num_modes': len(modes),
-          'high_quality_fraction': float(good.mean())}
+  out = {'modes_covered': int(np.sum(counts >= threshold * len(samples))), 'num_modes': len(modes),
+         'high_quality_fraction': float(good.mean())}
+  if labels is not None:
+    out['conditional_accuracy'] = float(np.mean(good & (nearest == np.asarray(labels))))
+  return out
 
 
 # --- nearest neighbours: improved precision/recall, coverage, memorisation ---------------------

@@ -30,6 +30,16 @@ def sample_noise(rng, shape, kind: str):
   raise UserError(f'model.noise={kind!r} is unknown; choose uniform or gaussian.')
 
 
+def with_label(v, labels, num_classes: int):
+  """v with the one-hot class label appended to its last axis (a conditional MLP's input, Mirza &
+  Osindero 2014); v unchanged for an unconditional model (num_classes 0)."""
+  if not num_classes:
+    return v
+  if labels is None:
+    raise ValueError('a conditional model (num_classes > 0) needs the labels')
+  return jnp.concatenate([v, jax.nn.one_hot(labels, num_classes, dtype=v.dtype)], axis=-1)
+
+
 def _output(x, kind):
   if kind == 'sigmoid':
     return nn.sigmoid(x)
@@ -56,11 +66,12 @@ class PaperMLPGenerator(nn.Module):
   output: str = 'sigmoid'
   hidden: int = 1200
   init_range: float = 0.05
+  num_classes: int = 0  # > 0: G(z, y), the one-hot label beside z
 
   @nn.compact
-  def __call__(self, z):
+  def __call__(self, z, labels=None):
     init = symmetric_uniform(self.init_range)
-    h = nn.relu(nn.Dense(self.hidden, kernel_init=init)(z))
+    h = nn.relu(nn.Dense(self.hidden, kernel_init=init)(with_label(z, labels, self.num_classes)))
     h = nn.relu(nn.Dense(self.hidden, kernel_init=init)(h))
     x = nn.Dense(int(np.prod(self.out_shape)), kernel_init=init, name='out')(h)
     return _output(x, self.output).reshape(z.shape[:-1] + tuple(self.out_shape))
@@ -77,11 +88,13 @@ class PaperMaxoutDiscriminator(nn.Module):
   init_range: float = 0.005
   input_drop: float = 0.2
   hidden_drop: float = 0.5
+  num_classes: int = 0  # > 0: D(x, y), the one-hot label beside the (dropped-out) pixels
 
   @nn.compact
-  def __call__(self, x, train: bool = False):
+  def __call__(self, x, labels=None, train: bool = False):
     h = x.reshape(x.shape[0], -1)
     h = nn.Dropout(self.input_drop, deterministic=not train)(h)
+    h = with_label(h, labels, self.num_classes)  # the label itself is never dropped
     h = Maxout(self.units, self.pieces, self.init_range)(h)
     h = nn.Dropout(self.hidden_drop, deterministic=not train)(h)
     h = Maxout(self.units, self.pieces, self.init_range)(h)
@@ -216,13 +229,14 @@ class DCGANGenerator(nn.Module):
   out_shape: Sequence[int]
   output: str = 'tanh'
   width: int = 64
+  num_classes: int = 0  # > 0: G(z, y), the one-hot label beside z
 
   @nn.compact
-  def __call__(self, z):
+  def __call__(self, z, labels=None):
     size, channels = _square_side(self.out_shape), self.out_shape[-1]
     s0, n = dcgan_layout(size)
     features = self.width * 2 ** (n - 1)
-    x = nn.Dense(s0 * s0 * features)(z).reshape(z.shape[:-1] + (s0, s0, features))
+    x = nn.Dense(s0 * s0 * features)(with_label(z, labels, self.num_classes)).reshape(z.shape[:-1] + (s0, s0, features))
     x = _norm_relu(x)
     for i in range(n - 1):
       up = ConvTranspose4x4Stride2(features // 2 ** (i + 1), name=f'ConvTranspose_{i}')
@@ -242,15 +256,21 @@ class DCGANDiscriminator(nn.Module):
   0.35-0.42 from step 1,000 to 10,000, with no collapse of the samples.
   """
   width: int = 64
+  num_classes: int = 0  # > 0: a projection discriminator (Miyato & Koyama 2018)
 
   @nn.compact
-  def __call__(self, x, train: bool = False):
+  def __call__(self, x, labels=None, train: bool = False):
     del train  # no dropout in this D
     for i in range(dcgan_num_blocks(_square_side(x.shape[-3:]))):
       conv = nn.Conv(self.width * 2 ** i, (4, 4), strides=(2, 2),
                      conv_general_dilated=conv_hook_4x4_stride_2)
       x = nn.leaky_relu(conv(x), 0.2)
-    return nn.Dense(1)(x.reshape(x.shape[0], -1))[:, 0]
+    features = x.reshape(x.shape[0], -1)
+    logit = nn.Dense(1)(features)[:, 0]
+    if self.num_classes:  # + <embed(y), φ(x)>: the label enters as an inner product with D's features
+      embed = nn.Embed(self.num_classes, features.shape[-1], embedding_init=nn.initializers.normal(0.02))
+      logit = logit + jnp.sum(embed(labels) * features, axis=-1)
+    return logit
 
 
 class ToyMLPGenerator(nn.Module):
@@ -259,10 +279,11 @@ class ToyMLPGenerator(nn.Module):
   output: str = 'linear'
   hidden: int = 128
   depth: int = 2
+  num_classes: int = 0
 
   @nn.compact
-  def __call__(self, z):
-    h = z
+  def __call__(self, z, labels=None):
+    h = with_label(z, labels, self.num_classes)
     for _ in range(self.depth):
       h = nn.relu(nn.Dense(self.hidden)(h))
     x = nn.Dense(int(np.prod(self.out_shape)))(h)
@@ -273,11 +294,12 @@ class ToyMLPDiscriminator(nn.Module):
   """A small MLP D for low-dimensional synthetic data."""
   hidden: int = 128
   depth: int = 2
+  num_classes: int = 0
 
   @nn.compact
-  def __call__(self, x, train: bool = False):
+  def __call__(self, x, labels=None, train: bool = False):
     del train
-    h = x.reshape(x.shape[0], -1)
+    h = with_label(x.reshape(x.shape[0], -1), labels, self.num_classes)
     for _ in range(self.depth):
       h = nn.leaky_relu(nn.Dense(self.hidden)(h), 0.2)
     return nn.Dense(1)(h)[:, 0]
@@ -289,13 +311,15 @@ DISCRIMINATORS = {'paper_maxout': PaperMaxoutDiscriminator, 'dcgan': DCGANDiscri
 
 
 def make_models(model_config, data_shape):
-  """(G, D) modules from the config's registry names and keyword arguments."""
+  """(G, D) modules from the config's registry names and keyword arguments; conditional on the
+  class label when model.num_classes > 0 (§7 item 1 of the paper)."""
   g_name, d_name = model_config.generator, model_config.discriminator
   if g_name not in GENERATORS:
     raise UserError(f'model.generator={g_name!r} is unknown; choose one of {sorted(GENERATORS)}.')
   if d_name not in DISCRIMINATORS:
     raise UserError(f'model.discriminator={d_name!r} is unknown; choose one of {sorted(DISCRIMINATORS)}.')
+  cond = {'num_classes': model_config.num_classes} if model_config.get('num_classes') else {}
   g = GENERATORS[g_name](out_shape=tuple(data_shape), output=model_config.g_output,
-                         **model_config.get('g_kwargs', {}))
-  d = DISCRIMINATORS[d_name](**model_config.get('d_kwargs', {}))
+                         **model_config.get('g_kwargs', {}), **cond)
+  d = DISCRIMINATORS[d_name](**model_config.get('d_kwargs', {}), **cond)
   return g, d

@@ -1,8 +1,9 @@
 """Algorithm 1 of the paper as ONE jitted (pmapped) step, and the state it updates.
 
-`train_step(spec, state, batch)`: `batch` is [k, b, ...], one real minibatch per discriminator
-update, as stored (uint8 pixels for images: `spec.data_scale` converts them on the device, so
-the host moves a quarter of the bytes). A `lax.scan` runs the k D-updates, then one G-update
+`train_step(spec, state, batch)`: `batch` holds one real minibatch per discriminator update,
+[k, b, ...]: a dict {'image': ..., 'label': ...} (labels for a conditional model, §7 item 1; a
+bare array is the images alone), as stored (uint8 pixels for images: `spec.data_scale` converts
+them on the device, so the host moves a quarter of the bytes). A `lax.scan` runs the k D-updates, then one G-update
 follows, in one compiled function. All randomness derives from `state.rng`, the step number and each example's *global* index, so
 the result is the same on 1 device or N (up to float summation order) and on resume.
 """
@@ -46,7 +47,18 @@ class GANSpec:
   update: str = 'alternating'
   ema_decay: float = 0.0  # > 0: keep an EMA of G's weights (sampled at evaluation)
   data_scale: str = 'none'  # real batches arrive as stored (uint8 images) and are scaled here
+  num_classes: int = 0  # > 0: G(z, y) and D(x, y), conditioned on the class label (§7 item 1)
   axis_name: Any = None
+
+
+def as_batch(batch) -> dict:
+  """Real data as a dict: {'image': [..., b, *shape]} and, for a conditional model, 'label'."""
+  return batch if isinstance(batch, dict) else {'image': batch}
+
+
+def _scaled(spec, batch) -> dict:
+  batch = as_batch(batch)
+  return {**batch, 'image': scale(batch['image'], spec.data_scale)}  # on the device
 
 
 def create_state(spec: GANSpec, seed: int, data_shape, data_mean=None) -> GANState:
@@ -54,8 +66,9 @@ def create_state(spec: GANSpec, seed: int, data_shape, data_mean=None) -> GANSta
   output bias to the logit of the per-pixel marginals, as the released MNIST model did."""
   init_key, train_key = jax.random.split(jax.random.PRNGKey(seed))
   g_key, d_key = jax.random.split(init_key)
-  g_params = spec.g.init(g_key, jnp.zeros((1, spec.noise_dim)))
-  d_params = spec.d.init({'params': d_key}, jnp.zeros((1,) + tuple(data_shape)), train=False)
+  label = (jnp.zeros((1,), jnp.int32),) if spec.num_classes else ()
+  g_params = spec.g.init(g_key, jnp.zeros((1, spec.noise_dim)), *label)
+  d_params = spec.d.init({'params': d_key}, jnp.zeros((1,) + tuple(data_shape)), *label, train=False)
   if data_mean is not None:
     p = np.clip(np.asarray(data_mean, np.float64).reshape(-1), 1e-7, 1 - 1e-7)
     g_params = flax.core.copy(g_params, {})
@@ -81,26 +94,59 @@ def _example_keys(spec, key, batch_size, salt):
   return jax.vmap(lambda i: jax.random.fold_in(key, i))(first + jnp.arange(batch_size))
 
 
-def generate(spec, g_params, z_keys):
+def _labelled(spec, labels):
+  """The label as the models' second argument, or nothing for an unconditional model."""
+  return (labels,) if spec.num_classes else ()
+
+
+def generate(spec, g_params, z_keys, labels=None):
   z = jax.vmap(lambda k: sample_noise(k, (spec.noise_dim,), spec.noise))(z_keys)
-  return spec.g.apply(g_params, z)
+  return spec.g.apply(g_params, z, *_labelled(spec, labels))
 
 
-def discriminate(spec, d_params, x, dropout_keys):
+def discriminate(spec, d_params, x, dropout_keys, labels=None):
   """D's training-mode logits, each example with its own dropout mask."""
-  one = lambda xi, ki: spec.d.apply(d_params, xi[None], train=True, rngs={'dropout': ki})[0]
-  return jax.vmap(one)(x, dropout_keys)
+  def one(xi, ki, *yi):
+    return spec.d.apply(d_params, xi[None], *(y[None] for y in yi), train=True, rngs={'dropout': ki})[0]
+  return jax.vmap(one)(x, dropout_keys, *_labelled(spec, labels))
+
+
+def sample_labels(spec, n: int):
+  """The classes a conditional G is asked for when sampling n images to evaluate: each in turn
+  (0, 1, ..., C-1, 0, ...), so every class gets n/C; None for an unconditional G."""
+  return np.arange(n, dtype=np.int32) % spec.num_classes if spec.num_classes else None
+
+
+def make_sampler(spec: GANSpec) -> Callable:
+  """`sample(g_params, z, labels=None)`: G(z), or G(z, y) for a conditional G (labels default to
+  sample_labels), jitted once per run."""
+  fn = jax.jit(lambda params, z, labels: spec.g.apply(params, z, *_labelled(spec, labels)))
+
+  def sample(g_params, z, labels=None):
+    if spec.num_classes and labels is None:
+      labels = sample_labels(spec, len(z))
+    return fn(g_params, z, labels if spec.num_classes else None)
+  return sample
+
+
+def fake_labels(spec, key, batch_size):
+  """The classes G is asked for: uniform, one per example from its own key (None: unconditional)."""
+  if not spec.num_classes:
+    return None
+  keys = _example_keys(spec, key, batch_size, 3)
+  return jax.vmap(lambda k: jax.random.randint(k, (), 0, spec.num_classes))(keys)
 
 
 def _fake_logits(spec, g_params, d_params, key, batch_size):
-  z_keys = _example_keys(spec, key, batch_size, 0)
-  fake = generate(spec, g_params, z_keys)
-  return discriminate(spec, d_params, fake, _example_keys(spec, key, batch_size, 2))
+  z_keys, labels = _example_keys(spec, key, batch_size, 0), fake_labels(spec, key, batch_size)
+  fake = generate(spec, g_params, z_keys, labels)
+  return discriminate(spec, d_params, fake, _example_keys(spec, key, batch_size, 2), labels)
 
 
 def _d_loss(spec, d_params, g_params, real, key):
-  real_logits = discriminate(spec, d_params, real, _example_keys(spec, key, real.shape[0], 1))
-  fake_logits = _fake_logits(spec, g_params, d_params, key, real.shape[0])
+  b = real['image'].shape[0]
+  real_logits = discriminate(spec, d_params, real['image'], _example_keys(spec, key, b, 1), real.get('label'))
+  fake_logits = _fake_logits(spec, g_params, d_params, key, b)
   return objective.discriminator_loss(real_logits, fake_logits), (real_logits, fake_logits)
 
 
@@ -110,6 +156,7 @@ def _g_loss(spec, g_params, d_params, key, batch_size):
 
 
 def _d_grads(spec, state, real, key):
+  real = as_batch(real)
   (loss, (rl, fl)), grads = jax.value_and_grad(_d_loss, argnums=1, has_aux=True)(
       spec, state.d_params, state.g_params, real, key)
   grads = _pmean(spec, grads)
@@ -159,16 +206,17 @@ def g_update(spec, state, key, batch_size):
 def simultaneous_update(spec, state, real, key):
   """The released code's update: D and G gradients on the same minibatch, noise and dropout
   masks, both taken at the current parameters and applied together."""
+  real = as_batch(real)
   d_grads, d_metrics = _d_grads(spec, state, real, key)
-  g_grads, g_metrics = _g_grads(spec, state, key, real.shape[0])
+  g_grads, g_metrics = _g_grads(spec, state, key, real['image'].shape[0])
   return _apply_g(spec, _apply_d(spec, state, d_grads), g_grads), {**d_metrics, **g_metrics}
 
 
 def train_discriminator(spec, state, batches, key):
   """D alone, G held fixed: one `d_update` per real minibatch in `batches` [n, b, ...] (the inner
   loop of Algorithm 1 run to convergence, as Proposition 1 assumes)."""
-  keys = jax.random.split(key, batches.shape[0])
-  batches = scale(batches, spec.data_scale)
+  batches = _scaled(spec, batches)
+  keys = jax.random.split(key, batches['image'].shape[0])
   return jax.lax.scan(lambda st, inputs: d_update(spec, st, *inputs), state, (batches, keys))
 
 
@@ -181,15 +229,15 @@ def step_keys(state, k):
 def train_step(spec: GANSpec, state: GANState, batch):
   """Algorithm 1, one iteration: k D-updates (lax.scan), then one G-update."""
   keys = step_keys(state, spec.k)
-  batch = scale(batch, spec.data_scale)  # on the device: the host only moves uint8
+  batch = _scaled(spec, batch)  # on the device: the host only moves uint8
   if spec.update == 'simultaneous':
-    state, metrics = simultaneous_update(spec, state, batch[0], keys[0])
+    state, metrics = simultaneous_update(spec, state, jax.tree.map(lambda a: a[0], batch), keys[0])
   else:
     def body(st, inputs):
       real, key = inputs
       return d_update(spec, st, real, key)
     state, d_metrics = jax.lax.scan(body, state, (batch, jnp.stack(keys[:-1])))
-    state, g_metrics = g_update(spec, state, keys[-1], batch.shape[1])
+    state, g_metrics = g_update(spec, state, keys[-1], batch['image'].shape[1])
     metrics = {**jax.tree.map(jnp.mean, d_metrics), **g_metrics}
   return state.replace(step=state.step + 1), _pmean(spec, metrics)
 

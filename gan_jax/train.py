@@ -23,7 +23,7 @@ class Experiment:
   train_source: object  # random access to the training split (data.open_split)
   iterator: object      # grain's iterator of train_step batches; its state is checkpointed
   init_state: step.GANState
-  sample: callable  # jitted G.apply(g_params, z), compiled once per run
+  sample: callable  # step.make_sampler: G(z) or G(z, y), compiled once per run
 
 
 def setup(config, training: bool = True) -> Experiment:
@@ -36,7 +36,7 @@ def setup(config, training: bool = True) -> Experiment:
     split = config.data.eval_split or config.data.train_split  # a folder holds nothing out
     shape_source = data.open_split(config.data, split, config.seed)
     spec, state = build_models(config, shape_source, for_restore=True)
-    return Experiment(config, devices, spec, None, None, state, jax.jit(spec.g.apply))
+    return Experiment(config, devices, spec, None, None, state, step.make_sampler(spec))
   num_global = len(devices) * jax.process_count()
   source = data.open_split(config.data, config.data.train_split, config.seed)
   iterator = data.pipeline.train_iterator(
@@ -44,14 +44,16 @@ def setup(config, training: bool = True) -> Experiment:
       device_offset=jax.process_index() * len(devices), local_devices=len(devices),
       # data.prefetch counts dispatches: each needs steps_per_call batches, and a smaller read-ahead
       # left the device idle while the main thread read the rest (measured 89% of a resident batch)
-      seed=config.seed, prefetch=config.data.prefetch * config.train.steps_per_call)
+      seed=config.seed, prefetch=config.data.prefetch * config.train.steps_per_call,
+      labels=bool(config.model.num_classes))
   spec, state = build_models(config, source)
-  return Experiment(config, devices, spec, source, iterator, state, jax.jit(spec.g.apply))
+  return Experiment(config, devices, spec, source, iterator, state, step.make_sampler(spec))
 
 
 def build_models(config, source, for_restore: bool = False):
   """(GANSpec, initial GANState) for data shaped like `source`'s examples; `for_restore`: only
   the state's structure matters (a checkpoint fills it), so the data mean is not computed."""
+  check_labels(config, source)
   g, d = make_models(config.model, source.shape)
   d_updates_per_epoch = data.pipeline.batches_per_epoch(source, config.train.batch_size)
   spec = step.GANSpec(
@@ -59,10 +61,25 @@ def build_models(config, source, for_restore: bool = False):
       g_tx=make_optimizer(config.optim.g, max(1, d_updates_per_epoch // config.train.k)),
       d_tx=make_optimizer(config.optim.d, max(1, d_updates_per_epoch)),
       g_loss=config.train.g_loss, k=config.train.k, update=config.train.update_mode,
-      ema_decay=config.train.ema_decay, data_scale=config.data.scale)
+      ema_decay=config.train.ema_decay, data_scale=config.data.scale,
+      num_classes=config.model.num_classes)
   marginals = config.model.g_output_bias == 'marginals' and not for_restore
   data_mean = source.mean() if marginals else None
   return spec, step.create_state(spec, config.seed, source.shape, data_mean)
+
+
+def check_labels(config, source) -> None:
+  """A conditional model (model.num_classes > 0) needs labels, each in [0, num_classes)."""
+  n = config.model.num_classes
+  if not n:
+    return
+  labels = source.labels
+  if labels is None or len(labels) == 0 or np.min(labels) < 0:
+    raise UserError(f'model.num_classes={n} conditions on class labels, and data.name={config.data.name} '
+                    'has none; use a labelled dataset or set --config.model.num_classes=0.')
+  if np.max(labels) >= n:
+    raise UserError(f'model.num_classes={n}, but data.name={config.data.name} has label '
+                    f'{int(np.max(labels))}; set --config.model.num_classes={int(np.max(labels)) + 1}.')
 
 
 def restore_or_init(exp: Experiment, ckpt: Checkpoints):
@@ -89,7 +106,9 @@ def fixed_noise(config, n: int):
 
 def write_samples(exp: Experiment, g_params, step_num: int, workdir: str, writer) -> str:
   cfg = exp.config
-  samples = np.asarray(exp.sample(g_params, fixed_noise(cfg, cfg.num_samples)))
+  n = cfg.num_samples
+  rows = (np.arange(n) // int(np.ceil(np.sqrt(n)))) % max(exp.spec.num_classes, 1)  # a class per row
+  samples = np.asarray(exp.sample(g_params, fixed_noise(cfg, n), rows if exp.spec.num_classes else None))
   path = os.path.join(workdir, 'samples', f'step_{step_num:07d}.png')
   if jax.process_index() == 0:
     reference = exp.train_source.read(np.arange(min(2000, len(exp.train_source)))) if samples.ndim == 2 else None
@@ -207,7 +226,7 @@ def _train(exp, ckpt, state, workdir, train_seconds=0.0):
   with StopSignals() as stop:
     while done < num_steps:
       over_budget = budget is not None and clock.train_seconds() >= 60 * budget
-      batches = np.stack([next(exp.iterator) for _ in range(per_call)], axis=1)
+      batches = jax.tree.map(lambda *b: np.stack(b, axis=1), *[next(exp.iterator) for _ in range(per_call)])
       rstate, metrics = p_steps(rstate, batches)
       reasons = agree([bool(stop.requested), over_budget])
       done += per_call

@@ -35,6 +35,11 @@ def validate_config(config) -> None:
   if config.model.discriminator not in models.DISCRIMINATORS:
     raise UserError(f'model.discriminator={config.model.discriminator!r} is unknown; '
                     f'choose one of {sorted(models.DISCRIMINATORS)}.')
+  if config.model.num_classes < 0:
+    raise UserError(f'model.num_classes={config.model.num_classes} must be >= 0 (0: an unconditional model).')
+  if config.model.num_classes and d.name == 'gaussian1d':
+    raise UserError(f'model.num_classes={config.model.num_classes} conditions on class labels, and '
+                    f'data.name={d.name} has none; set --config.model.num_classes=0.')
   if config.model.g_output not in OUTPUTS:
     raise UserError(f'model.g_output={config.model.g_output!r} is unknown; choose one of {OUTPUTS}.')
   if config.mesh.platform not in PLATFORMS:

@@ -212,8 +212,14 @@ def _validation_history_and_known_answers(mnist_dir, tfds_dir, tmp_path, row, on
     assert row[f'valid/{key}'] == pytest.approx(on_valid[key], rel=1e-6), key
   assert on_test['parzen_sigma'] == on_valid['parzen_sigma']
   assert on_test['parzen_ll'] != on_valid['parzen_ll'] and on_test['frechet_distance'] != on_valid['frechet_distance']
-  held_out = data.load_unit_split(c.data, 'train[56000:58000]')[0]  # inside the validation split
-  real = evaluate.evaluate_samples(exp, held_out, cache, 'test')
+  held_out, held_out_labels = data.load_unit_split(c.data, 'train[56000:58000]')  # inside the validation split
+  real = evaluate.evaluate_samples(exp, held_out, cache, 'test', sample_labels=held_out_labels)
+  # as a conditional G's samples: right classes score like the classifier, each class matching
+  # its own test images; the same images asked for the next class score near 0 and far
+  assert real['conditional_accuracy'] > 0.9 and min(real[f'conditional_accuracy/{c}'] for c in range(10)) > 0.8, real
+  wrong = evaluate.evaluate_samples(exp, held_out, cache, 'test', sample_labels=(held_out_labels + 1) % 10)
+  assert wrong['conditional_accuracy'] < 0.05 and wrong['frechet_distance'] == real['frechet_distance']
+  assert wrong['class_conditional_fd'] > 10 * real['class_conditional_fd'], (wrong, real)
   assert real['frechet_distance'] < 1.0 and real['precision'] > 0.8 and real['recall'] > 0.8, real  # k-NN balls of 2,000: not 1
   assert real['near_copy_fraction'] < 0.03 and 0.9 < real['nn_train_distance_ratio'] < 1.1, real
   noise = evaluate.evaluate_samples(exp, np.random.default_rng(0).uniform(size=held_out.shape).astype(np.float32),

@@ -182,8 +182,9 @@ def _fake_experiment(fid_num_samples):
   """What evaluate.generate uses of an experiment: a 'G' whose images are the mean of z, in [-1, 1]."""
   c = mnist.get_config()
   c.data.scale, c.eval.fid_num_samples = 'symmetric', fid_num_samples
-  sample = lambda params, z: np.broadcast_to(np.tanh(z.mean(1))[:, None, None, None], (len(z), 28, 28, 1))
-  return types.SimpleNamespace(config=c, spec=types.SimpleNamespace(noise_dim=4, noise='uniform'), sample=sample)
+  sample = lambda params, z, labels=None: np.broadcast_to(np.tanh(z.mean(1))[:, None, None, None], (len(z), 28, 28, 1))
+  spec = types.SimpleNamespace(noise_dim=4, noise='uniform', num_classes=0)
+  return types.SimpleNamespace(config=c, spec=spec, sample=sample)
 
 
 def test_evaluation_scores_the_configured_number_of_samples(monkeypatch):

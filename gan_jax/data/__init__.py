@@ -18,7 +18,7 @@ def open_split(data_config, split: str, seed: int = 0):
   if name in SYNTHETIC:
     train = split == data_config.train_split
     n = data_config.num_examples if train else data_config.num_eval_examples
-    return synthetic.ArraySource(synthetic.sample(name, n, seed + (0 if train else 1)))
+    return synthetic.ArraySource(*synthetic.sample_labelled(name, n, seed + (0 if train else 1)))
   if name == 'folder':
     root = data_config.cache_dir or os.path.join(os.path.expanduser('~'), '.cache', 'gan_jax')
     return folder.open_records(data_config, split, root)

@@ -6,7 +6,8 @@
 Every host builds the same global index batches and reads only its own devices' rows, so the
 global batch of a step does not depend on how it is split over hosts and devices. Each element
 is one train_step's input, [local_devices, k, per_device_batch, *example_shape], uint8 for images
-(scaled on the device inside the step, `scale`). The iterator is grain's: its state is exact and
+(scaled on the device inside the step, `scale`); with `labels`, a dict of those images and their
+int32 class labels [local_devices, k, per_device_batch]. The iterator is grain's: its state is exact and
 goes into the checkpoint, so a resumed run sees exactly the batches an uninterrupted one would.
 """
 import grain
@@ -37,19 +38,24 @@ def to_unit(x, kind: str):
 class _ReadRows:
   """[k, global_batch] indices → this host's rows of the examples, [local, k, b, ...]."""
 
-  def __init__(self, source, num_devices, per_device, rows):
+  def __init__(self, source, num_devices, per_device, rows, labels=False):
     self.source, self.num_devices, self.per_device, self.rows = source, num_devices, per_device, rows
+    self.labels = labels
 
   def __call__(self, idx):
     k = idx.shape[0]
     idx = idx.reshape(k, self.num_devices, self.per_device).transpose(1, 0, 2)[self.rows]
-    return self.source.read(idx.reshape(-1)).reshape(idx.shape + tuple(self.source.shape))
+    images = self.source.read(idx.reshape(-1)).reshape(idx.shape + tuple(self.source.shape))
+    if not self.labels:
+      return images
+    return {'image': images, 'label': np.asarray(self.source.labels, np.int32)[idx]}
 
 
 def train_iterator(source, global_batch: int, k: int, num_devices: int, device_offset: int,
-                   local_devices: int, seed: int, prefetch: int = 2):
+                   local_devices: int, seed: int, prefetch: int = 2, labels: bool = False):
   """grain's iterator of one train_step's batches (see the module doc); `get_state()` /
-  `set_state()` resume it exactly. `prefetch` > 0 reads that many steps ahead in a thread."""
+  `set_state()` resume it exactly. `prefetch` > 0 reads that many steps ahead in a thread;
+  `labels`: each batch is {'image', 'label'} (a conditional model)."""
   if global_batch % num_devices:
     raise UserError(
         f'train.batch_size={global_batch} is not divisible by the {num_devices} devices in use; '
@@ -59,7 +65,7 @@ def train_iterator(source, global_batch: int, k: int, num_devices: int, device_o
   rows = slice(device_offset, device_offset + local_devices)
   ds = (grain.MapDataset.range(len(source)).shuffle(seed=seed % 2**32)
         .batch(global_batch, drop_remainder=True).repeat().batch(k, drop_remainder=True)
-        .map(_ReadRows(source, num_devices, global_batch // num_devices, rows)))
+        .map(_ReadRows(source, num_devices, global_batch // num_devices, rows, labels)))
   options = grain.ReadOptions(num_threads=1 if prefetch else 0, prefetch_buffer_size=prefetch)
   return iter(ds.to_iter_dataset(options))
 
