@@ -102,6 +102,17 @@ def markdown(runs, name, minutes):
                    f'{get("frechet_distance"):.2f} | {get("precision"):.3f} | {get("recall"):.3f} | '
                    f'{get("coverage"):.3f} | {get("classifier_score"):.2f} | {e.get(prefix + "classes_covered", "-")} | '
                    f'{get("near_copy_fraction"):.4f} | {get("nn_train_distance_ratio"):.3f} | {when(t225)} | {when(tgoal)} |')
+  conditional = [(seed, r['eval']) for seed, r in runs.items() if 'conditional_accuracy' in r['eval']]
+  if conditional:  # a conditional G: the classes it was asked for, against the classifier's reading
+    classes = sorted(int(k.split('/')[1]) for k in conditional[0][1] if k.startswith('conditional_accuracy/'))
+    lines += ['', 'Conditional samples (each class in turn), test split: the classifier\'s accuracy against the '
+              'class asked for (overall, then per class) and the class-conditional Fréchet distance.', '',
+              '| seed | accuracy | ' + ' | '.join(map(str, classes)) + ' | class-cond. FD |',
+              '|---|---|' + '---|' * len(classes) + '---|']
+    for seed, e in conditional:
+      lines.append(f'| {seed} | {e["conditional_accuracy"]:.4f} | '
+                   + ' | '.join(f'{e[f"conditional_accuracy/{c}"]:.3f}' for c in classes)
+                   + f' | {e["class_conditional_fd"]:.2f} |')
   goal = ', '.join(f'{k} {">=" if sign > 0 else "<="} {b:g}' for k, (b, sign) in GOAL.items())
   lines += ['', f'Goal: {goal}.']
   return '\n'.join(lines)

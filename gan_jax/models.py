@@ -30,14 +30,18 @@ def sample_noise(rng, shape, kind: str):
   raise UserError(f'model.noise={kind!r} is unknown; choose uniform or gaussian.')
 
 
-def with_label(v, labels, num_classes: int):
-  """v with the one-hot class label appended to its last axis (a conditional MLP's input, Mirza &
-  Osindero 2014); v unchanged for an unconditional model (num_classes 0)."""
-  if not num_classes:
-    return v
-  if labels is None:
-    raise ValueError('a conditional model (num_classes > 0) needs the labels')
-  return jnp.concatenate([v, jax.nn.one_hot(labels, num_classes, dtype=v.dtype)], axis=-1)
+def with_label(v, labels, num_classes: int, cond=None):
+  """v with the one-hot class label (a conditional MLP's input, Mirza & Osindero 2014) and any
+  other conditioning vector `cond` (a game's: a mask and the visible pixels, a code z) appended
+  to its last axis; v unchanged for an unconditional model (num_classes 0, no cond)."""
+  parts = [v]
+  if num_classes:
+    if labels is None:
+      raise ValueError('a conditional model (num_classes > 0) needs the labels')
+    parts.append(jax.nn.one_hot(labels, num_classes, dtype=v.dtype))
+  if cond is not None:
+    parts.append(cond.reshape(cond.shape[:v.ndim - 1] + (-1,)).astype(v.dtype))
+  return jnp.concatenate(parts, axis=-1) if len(parts) > 1 else v
 
 
 def _output(x, kind):
@@ -69,9 +73,9 @@ class PaperMLPGenerator(nn.Module):
   num_classes: int = 0  # > 0: G(z, y), the one-hot label beside z
 
   @nn.compact
-  def __call__(self, z, labels=None):
+  def __call__(self, z, labels=None, cond=None):
     init = symmetric_uniform(self.init_range)
-    h = nn.relu(nn.Dense(self.hidden, kernel_init=init)(with_label(z, labels, self.num_classes)))
+    h = nn.relu(nn.Dense(self.hidden, kernel_init=init)(with_label(z, labels, self.num_classes, cond)))
     h = nn.relu(nn.Dense(self.hidden, kernel_init=init)(h))
     x = nn.Dense(int(np.prod(self.out_shape)), kernel_init=init, name='out')(h)
     return _output(x, self.output).reshape(z.shape[:-1] + tuple(self.out_shape))
@@ -91,10 +95,10 @@ class PaperMaxoutDiscriminator(nn.Module):
   num_classes: int = 0  # > 0: D(x, y), the one-hot label beside the (dropped-out) pixels
 
   @nn.compact
-  def __call__(self, x, labels=None, train: bool = False):
+  def __call__(self, x, labels=None, cond=None, train: bool = False):
     h = x.reshape(x.shape[0], -1)
     h = nn.Dropout(self.input_drop, deterministic=not train)(h)
-    h = with_label(h, labels, self.num_classes)  # the label itself is never dropped
+    h = with_label(h, labels, self.num_classes, cond)  # the condition itself is never dropped
     h = Maxout(self.units, self.pieces, self.init_range)(h)
     h = nn.Dropout(self.hidden_drop, deterministic=not train)(h)
     h = Maxout(self.units, self.pieces, self.init_range)(h)
@@ -232,11 +236,11 @@ class DCGANGenerator(nn.Module):
   num_classes: int = 0  # > 0: G(z, y), the one-hot label beside z
 
   @nn.compact
-  def __call__(self, z, labels=None):
+  def __call__(self, z, labels=None, cond=None):
     size, channels = _square_side(self.out_shape), self.out_shape[-1]
     s0, n = dcgan_layout(size)
     features = self.width * 2 ** (n - 1)
-    x = nn.Dense(s0 * s0 * features)(with_label(z, labels, self.num_classes)).reshape(z.shape[:-1] + (s0, s0, features))
+    x = nn.Dense(s0 * s0 * features)(with_label(z, labels, self.num_classes, cond)).reshape(z.shape[:-1] + (s0, s0, features))
     x = _norm_relu(x)
     for i in range(n - 1):
       up = ConvTranspose4x4Stride2(features // 2 ** (i + 1), name=f'ConvTranspose_{i}')
@@ -259,8 +263,10 @@ class DCGANDiscriminator(nn.Module):
   num_classes: int = 0  # > 0: a projection discriminator (Miyato & Koyama 2018)
 
   @nn.compact
-  def __call__(self, x, labels=None, train: bool = False):
+  def __call__(self, x, labels=None, cond=None, train: bool = False):
     del train  # no dropout in this D
+    if cond is not None:
+      raise NotImplementedError('the dcgan D takes no conditioning vector; use the MLP pair')
     for i in range(dcgan_num_blocks(_square_side(x.shape[-3:]))):
       conv = nn.Conv(self.width * 2 ** i, (4, 4), strides=(2, 2),
                      conv_general_dilated=conv_hook_4x4_stride_2)
@@ -282,8 +288,8 @@ class ToyMLPGenerator(nn.Module):
   num_classes: int = 0
 
   @nn.compact
-  def __call__(self, z, labels=None):
-    h = with_label(z, labels, self.num_classes)
+  def __call__(self, z, labels=None, cond=None):
+    h = with_label(z, labels, self.num_classes, cond)
     for _ in range(self.depth):
       h = nn.relu(nn.Dense(self.hidden)(h))
     x = nn.Dense(int(np.prod(self.out_shape)))(h)
@@ -297,9 +303,9 @@ class ToyMLPDiscriminator(nn.Module):
   num_classes: int = 0
 
   @nn.compact
-  def __call__(self, x, labels=None, train: bool = False):
+  def __call__(self, x, labels=None, cond=None, train: bool = False):
     del train
-    h = with_label(x.reshape(x.shape[0], -1), labels, self.num_classes)
+    h = with_label(x.reshape(x.shape[0], -1), labels, self.num_classes, cond)
     for _ in range(self.depth):
       h = nn.leaky_relu(nn.Dense(self.hidden)(h), 0.2)
     return nn.Dense(1)(h)[:, 0]

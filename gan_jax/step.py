@@ -33,9 +33,57 @@ class GANState:
   g_ema: Any = None  # debiased exponential moving average of g_params; None when spec.ema_decay == 0
 
 
+class PaperGame:
+  """The paper's game: D tells data from G(z), G fools D (Eq. 1), with the released code's loss
+  scale; with `spec.num_classes` the conditional game of §7 item 1, where the batch's labels
+  condition D on data and G and D on samples of uniformly drawn classes.
+
+  A game names what its players are and what each minimises; the one `train_step` runs any game
+  (gan_jax/games/ holds the other §7 variants), so no variant copies the step. Its methods:
+  `init` the players' parameters, `d_loss` and `g_loss` (the loss and its metrics: `value`,
+  `d_real`, `d_fake` for the progress line) on one real minibatch (a dict: 'image', maybe
+  'label') and a key, `sample` G's output for evaluation, `generator_params` the G inside the
+  generator player's parameters.
+  """
+
+  def init(self, spec, g_key, d_key, data_shape):
+    label = conditions(jnp.zeros((1,), jnp.int32) if spec.num_classes else None)
+    g_params = spec.g.init(g_key, jnp.zeros((1, spec.noise_dim)), *label)
+    d_params = spec.d.init({'params': d_key}, jnp.zeros((1,) + tuple(data_shape)), *label, train=False)
+    return g_params, d_params
+
+  def d_loss(self, spec, d_params, g_params, real, key):
+    b = real['image'].shape[0]
+    real_logits = discriminate(spec, d_params, real['image'], example_keys(spec, key, b, 1), real.get('label'))
+    fake_logits = _fake_logits(spec, g_params, d_params, key, b)
+    return objective.discriminator_loss(real_logits, fake_logits), logit_metrics(real_logits, fake_logits)
+
+  def g_loss(self, spec, g_params, d_params, real, key):
+    fake_logits = _fake_logits(spec, g_params, d_params, key, real['image'].shape[0])
+    return objective.GENERATOR_LOSSES[spec.g_loss](fake_logits), {}
+
+  def sample(self, spec, g_params, z, labels):
+    return spec.g.apply(g_params, z, *conditions(labels))
+
+  def generator_params(self, g_params):
+    return g_params
+
+  def __hash__(self):
+    return hash(type(self))
+
+  def __eq__(self, other):
+    return type(self) is type(other)
+
+
+def logit_metrics(real_logits, fake_logits) -> dict:
+  """V's minibatch estimate and D's mean outputs on data and samples."""
+  return {'value': objective.value_function(real_logits, fake_logits),
+          'd_real': jnp.mean(jax.nn.sigmoid(real_logits)), 'd_fake': jnp.mean(jax.nn.sigmoid(fake_logits))}
+
+
 @dataclasses.dataclass(frozen=True)
 class GANSpec:
-  """The static parts of the step: modules, optimizers and the algorithm's choices."""
+  """The static parts of the step: modules, optimizers, the game and the algorithm's choices."""
   g: nn.Module
   d: nn.Module
   g_tx: optax.GradientTransformation
@@ -48,6 +96,7 @@ class GANSpec:
   ema_decay: float = 0.0  # > 0: keep an EMA of G's weights (sampled at evaluation)
   data_scale: str = 'none'  # real batches arrive as stored (uint8 images) and are scaled here
   num_classes: int = 0  # > 0: G(z, y) and D(x, y), conditioned on the class label (§7 item 1)
+  game: Any = dataclasses.field(default_factory=PaperGame)
   axis_name: Any = None
 
 
@@ -66,13 +115,11 @@ def create_state(spec: GANSpec, seed: int, data_shape, data_mean=None) -> GANSta
   output bias to the logit of the per-pixel marginals, as the released MNIST model did."""
   init_key, train_key = jax.random.split(jax.random.PRNGKey(seed))
   g_key, d_key = jax.random.split(init_key)
-  label = (jnp.zeros((1,), jnp.int32),) if spec.num_classes else ()
-  g_params = spec.g.init(g_key, jnp.zeros((1, spec.noise_dim)), *label)
-  d_params = spec.d.init({'params': d_key}, jnp.zeros((1,) + tuple(data_shape)), *label, train=False)
+  g_params, d_params = spec.game.init(spec, g_key, d_key, data_shape)
   if data_mean is not None:
     p = np.clip(np.asarray(data_mean, np.float64).reshape(-1), 1e-7, 1 - 1e-7)
     g_params = flax.core.copy(g_params, {})
-    g_params['params']['out']['bias'] = jnp.asarray(np.log(p / (1 - p)), jnp.float32)
+    spec.game.generator_params(g_params)['params']['out']['bias'] = jnp.asarray(np.log(p / (1 - p)), jnp.float32)
   return GANState(step=jnp.zeros((), jnp.int32), g_params=g_params, d_params=d_params,
                   g_opt_state=spec.g_tx.init(g_params), d_opt_state=spec.d_tx.init(d_params),
                   rng=train_key, g_ema=jax.tree.map(jnp.copy, g_params) if spec.ema_decay > 0 else None)
@@ -87,28 +134,34 @@ def _pmean(spec, tree):
   return jax.lax.pmean(tree, spec.axis_name) if spec.axis_name else tree
 
 
-def _example_keys(spec, key, batch_size, salt):
+def example_keys(spec, key, batch_size, salt):
   """One key per example, from its global index: independent of how the batch is split."""
   first = jax.lax.axis_index(spec.axis_name) * batch_size if spec.axis_name else 0
   key = jax.random.fold_in(key, salt)
   return jax.vmap(lambda i: jax.random.fold_in(key, i))(first + jnp.arange(batch_size))
 
 
-def _labelled(spec, labels):
-  """The label as the models' second argument, or nothing for an unconditional model."""
-  return (labels,) if spec.num_classes else ()
+def noise(spec, z_keys):
+  return jax.vmap(lambda k: sample_noise(k, (spec.noise_dim,), spec.noise))(z_keys)
 
 
-def generate(spec, g_params, z_keys, labels=None):
-  z = jax.vmap(lambda k: sample_noise(k, (spec.noise_dim,), spec.noise))(z_keys)
-  return spec.g.apply(g_params, z, *_labelled(spec, labels))
+def conditions(labels=None, cond=None) -> tuple:
+  """The players' arguments after z or x: none for an unconditional game (so any module that
+  takes one input is a player), else (labels,) or (labels, cond)."""
+  return (labels, cond) if cond is not None else (labels,) if labels is not None else ()
 
 
-def discriminate(spec, d_params, x, dropout_keys, labels=None):
+def generate(spec, g_params, z_keys, labels=None, cond=None):
+  return spec.g.apply(g_params, noise(spec, z_keys), *conditions(labels, cond))
+
+
+def discriminate(spec, d_params, x, dropout_keys, labels=None, cond=None):
   """D's training-mode logits, each example with its own dropout mask."""
-  def one(xi, ki, *yi):
-    return spec.d.apply(d_params, xi[None], *(y[None] for y in yi), train=True, rngs={'dropout': ki})[0]
-  return jax.vmap(one)(x, dropout_keys, *_labelled(spec, labels))
+  def one(xi, ki, yi, ci):
+    add_axis = lambda a: None if a is None else a[None]
+    return spec.d.apply(d_params, xi[None], *conditions(add_axis(yi), add_axis(ci)), train=True,
+                        rngs={'dropout': ki})[0]
+  return jax.vmap(one)(x, dropout_keys, labels, cond)
 
 
 def sample_labels(spec, n: int):
@@ -118,9 +171,9 @@ def sample_labels(spec, n: int):
 
 
 def make_sampler(spec: GANSpec) -> Callable:
-  """`sample(g_params, z, labels=None)`: G(z), or G(z, y) for a conditional G (labels default to
-  sample_labels), jitted once per run."""
-  fn = jax.jit(lambda params, z, labels: spec.g.apply(params, z, *_labelled(spec, labels)))
+  """`sample(g_params, z, labels=None)`: the game's G(z) (G(z, y) for a conditional G, labels
+  defaulting to sample_labels), jitted once per run."""
+  fn = jax.jit(lambda params, z, labels: spec.game.sample(spec, params, z, labels))
 
   def sample(g_params, z, labels=None):
     if spec.num_classes and labels is None:
@@ -133,44 +186,28 @@ def fake_labels(spec, key, batch_size):
   """The classes G is asked for: uniform, one per example from its own key (None: unconditional)."""
   if not spec.num_classes:
     return None
-  keys = _example_keys(spec, key, batch_size, 3)
+  keys = example_keys(spec, key, batch_size, 3)
   return jax.vmap(lambda k: jax.random.randint(k, (), 0, spec.num_classes))(keys)
 
 
 def _fake_logits(spec, g_params, d_params, key, batch_size):
-  z_keys, labels = _example_keys(spec, key, batch_size, 0), fake_labels(spec, key, batch_size)
+  z_keys, labels = example_keys(spec, key, batch_size, 0), fake_labels(spec, key, batch_size)
   fake = generate(spec, g_params, z_keys, labels)
-  return discriminate(spec, d_params, fake, _example_keys(spec, key, batch_size, 2), labels)
-
-
-def _d_loss(spec, d_params, g_params, real, key):
-  b = real['image'].shape[0]
-  real_logits = discriminate(spec, d_params, real['image'], _example_keys(spec, key, b, 1), real.get('label'))
-  fake_logits = _fake_logits(spec, g_params, d_params, key, b)
-  return objective.discriminator_loss(real_logits, fake_logits), (real_logits, fake_logits)
-
-
-def _g_loss(spec, g_params, d_params, key, batch_size):
-  fake_logits = _fake_logits(spec, g_params, d_params, key, batch_size)
-  return objective.GENERATOR_LOSSES[spec.g_loss](fake_logits), fake_logits
+  return discriminate(spec, d_params, fake, example_keys(spec, key, batch_size, 2), labels)
 
 
 def _d_grads(spec, state, real, key):
-  real = as_batch(real)
-  (loss, (rl, fl)), grads = jax.value_and_grad(_d_loss, argnums=1, has_aux=True)(
-      spec, state.d_params, state.g_params, real, key)
+  (loss, metrics), grads = jax.value_and_grad(spec.game.d_loss, argnums=1, has_aux=True)(
+      spec, state.d_params, state.g_params, as_batch(real), key)
   grads = _pmean(spec, grads)
-  metrics = {'d_loss': loss, 'value': objective.value_function(rl, fl),
-             'd_real': jnp.mean(jax.nn.sigmoid(rl)), 'd_fake': jnp.mean(jax.nn.sigmoid(fl)),
-             'd_grad_norm': optax.tree.norm(grads)}
-  return grads, metrics
+  return grads, {'d_loss': loss, **metrics, 'd_grad_norm': optax.tree.norm(grads)}
 
 
-def _g_grads(spec, state, key, batch_size):
-  (loss, _), grads = jax.value_and_grad(_g_loss, argnums=1, has_aux=True)(
-      spec, state.g_params, state.d_params, key, batch_size)
+def _g_grads(spec, state, real, key):
+  (loss, metrics), grads = jax.value_and_grad(spec.game.g_loss, argnums=1, has_aux=True)(
+      spec, state.g_params, state.d_params, real, key)
   grads = _pmean(spec, grads)
-  return grads, {'g_loss': loss, 'g_grad_norm': optax.tree.norm(grads)}
+  return grads, {'g_loss': loss, **metrics, 'g_grad_norm': optax.tree.norm(grads)}
 
 
 def _apply_d(spec, state, grads):
@@ -197,9 +234,12 @@ def d_update(spec, state, real, key):
   return _apply_d(spec, state, grads), metrics
 
 
-def g_update(spec, state, key, batch_size):
-  """One step of G's descent (minimax or non-saturating loss) on fresh noise."""
-  grads, metrics = _g_grads(spec, state, key, batch_size)
+def g_update(spec, state, key, batch_size, real=None):
+  """One step of G's descent (minimax or non-saturating loss) on fresh noise. `real`: the real
+  minibatch of the step's last D-update, for games whose G sees data (the paper's does not: it
+  only takes the batch size)."""
+  real = as_batch(real) if real is not None else {'image': jnp.zeros((batch_size, 0))}
+  grads, metrics = _g_grads(spec, state, real, key)
   return _apply_g(spec, state, grads), metrics
 
 
@@ -208,7 +248,7 @@ def simultaneous_update(spec, state, real, key):
   masks, both taken at the current parameters and applied together."""
   real = as_batch(real)
   d_grads, d_metrics = _d_grads(spec, state, real, key)
-  g_grads, g_metrics = _g_grads(spec, state, key, real['image'].shape[0])
+  g_grads, g_metrics = _g_grads(spec, state, real, key)
   return _apply_g(spec, _apply_d(spec, state, d_grads), g_grads), {**d_metrics, **g_metrics}
 
 
@@ -237,7 +277,8 @@ def train_step(spec: GANSpec, state: GANState, batch):
       real, key = inputs
       return d_update(spec, st, real, key)
     state, d_metrics = jax.lax.scan(body, state, (batch, jnp.stack(keys[:-1])))
-    state, g_metrics = g_update(spec, state, keys[-1], batch['image'].shape[1])
+    last = jax.tree.map(lambda a: a[-1], batch)
+    state, g_metrics = g_update(spec, state, keys[-1], batch['image'].shape[1], last)
     metrics = {**jax.tree.map(jnp.mean, d_metrics), **g_metrics}
   return state.replace(step=state.step + 1), _pmean(spec, metrics)
 
