@@ -55,6 +55,7 @@ def get_config():
   # is ConfigDict.update, a method, and could not be set from the command line.
   c.train.update_mode = 'alternating'
   c.train.g_loss = 'non_saturating'
+  c.train.game = 'gan'  # the paper's (conditional with model.num_classes); 'inpainting': §7 item 3
   # > 0: also keep an exponential moving average of G's weights, updated after every G step,
   # and sample from it in evaluation (not in the paper; configs/mnist_ema.py).
   c.train.ema_decay = 0.0

@@ -146,6 +146,41 @@ def evaluate_samples(exp, samples, cache=None, split: str = 'test', sample_label
   return out
 
 
+def inpainting_metrics(exp, g_params, cache: dict, split: str, kinds=('bottom', 'random'), figure=None) -> dict:
+  """§7 item 3: the held-out `split`'s digits seen through each mask kind and completed by G; the
+  classifier's accuracy on the completions against the true labels, beside its accuracy on the
+  masked digits as seen (hidden pixels 0: what completion has to improve on). `figure`: a path
+  for a picture of the first 10 digits, masked, and completed three times."""
+  from gan_jax.games import inpainting
+  cfg = exp.config
+  images, labels = _held_out_split(exp, cache, split)
+  if labels is None or images.shape[1:] != (28, 28, 1):
+    return {}
+  n = min(cfg.eval.num_samples, len(images))
+  x = jnp.asarray(images[:n] if cfg.data.scale == 'unit' else images[:n] * 2 - 1)
+  params = classifier.load_or_train(default_classifier_path(cfg), lambda: _classifier_training_data(exp),
+                                    images, labels, epochs=cfg.eval.classifier_epochs)
+  complete = jax.jit(lambda p, x, m, z: inpainting.complete(exp.spec, p, x, m, z))
+  key = jax.random.PRNGKey(cfg.seed + 6)
+  out, rows = {}, []
+  for kind in kinds:
+    m = inpainting.masks_of(kind, jax.random.split(jax.random.fold_in(key, 1), n), x.shape[1:])
+    z = sample_noise(jax.random.fold_in(key, 2), (n, exp.spec.noise_dim), exp.spec.noise)
+    filled = np.concatenate([np.asarray(complete(g_params, x[i:i + 1000], m[i:i + 1000], z[i:i + 1000]))
+                             for i in range(0, n, 1000)])
+    out[f'inpainting_accuracy/{kind}'] = classifier.accuracy(params, _unit(exp, filled), labels[:n])
+    out[f'masked_accuracy/{kind}'] = classifier.accuracy(params, np.asarray(m) * images[:n], labels[:n])
+    if figure:
+      again = [complete(g_params, x[:10], m[:10], sample_noise(jax.random.fold_in(key, 10 + j), (10, exp.spec.noise_dim),
+                                                             exp.spec.noise)) for j in range(3)]
+      seen = np.asarray(m[:10]) * images[:10] + (1 - np.asarray(m[:10])) * 0.5  # hidden: grey
+      rows += [images[:10], seen] + [_unit(exp, np.asarray(a)) for a in again]
+  if figure:
+    grid = figures.image_grid(figures.to_uint8(np.concatenate(rows), 'unit'), ncols=10)
+    figures.save_png(grid, figure)
+  return out
+
+
 def inception_metrics(exp, g_params, samples, cache: dict, split: str = 'test') -> dict:
   """FID (against the held-out `split`) and Inception Score with pytorch-fid's network
   (`cache['inception']`, there when eval.inception_weights is set) on eval.fid_num_samples
@@ -172,7 +207,10 @@ def periodic_metrics(exp, g_params, cache: dict) -> dict:
   if cfg.eval.periodic_parzen == 'full' and cfg.data.name != 'ring2d':
     samples = generate(exp, g_params, cfg.eval.num_samples, cfg.seed + 1)
     labels = step_lib.sample_labels(exp.spec, len(samples))
-    return {f'valid/{k}': v for k, v in evaluate_samples(exp, samples, cache, 'valid', labels).items()}
+    out = evaluate_samples(exp, samples, cache, 'valid', labels)
+    if cfg.train.game == 'inpainting':
+      out.update(inpainting_metrics(exp, g_params, cache, 'valid'))
+    return {f'valid/{k}': v for k, v in out.items()}
   samples = generate(exp, g_params, cfg.eval.periodic_num_samples, cfg.seed + 3)
   if cfg.data.name == 'ring2d':
     return metrics.ring_modes(samples, data.synthetic.ring2d_modes(), RING_STD,
@@ -196,6 +234,11 @@ def evaluate(exp, workdir: str, step=None) -> dict:
   result = {'step': step, 'split': cfg.eval.split, 'num_samples': len(samples),
             **evaluate_samples(exp, samples, splits, cfg.eval.split, labels),
             **inception_metrics(exp, g_params, samples, splits, cfg.eval.split)}
+  if cfg.train.game == 'inpainting':  # rows: digits, as seen, three completions; per mask kind
+    figure = os.path.join(workdir, 'samples', f'inpainting_step_{step:07d}.png')
+    os.makedirs(os.path.dirname(figure), exist_ok=True)
+    result.update(inpainting_metrics(exp, g_params, splits, cfg.eval.split,
+                                     figure=figure if jax.process_index() == 0 else None))
   if state.g_ema is not None:  # the raw G beside its moving average: what the average adds
     raw_samples = generate(exp, state.g_params, cfg.eval.num_samples, cfg.seed + 1)
     raw = {**evaluate_samples(exp, raw_samples, splits, cfg.eval.split, labels),

@@ -7,7 +7,7 @@ import signal
 import jax
 import numpy as np
 
-from gan_jax import data, evaluate, figure1, figures, parallel, progress, step
+from gan_jax import data, evaluate, figure1, figures, games, parallel, progress, step
 from gan_jax.checkpoint import Checkpoints, Damaged
 from gan_jax.errors import NonFiniteError, UserError
 from gan_jax.models import make_models, sample_noise
@@ -62,7 +62,7 @@ def build_models(config, source, for_restore: bool = False):
       d_tx=make_optimizer(config.optim.d, max(1, d_updates_per_epoch)),
       g_loss=config.train.g_loss, k=config.train.k, update=config.train.update_mode,
       ema_decay=config.train.ema_decay, data_scale=config.data.scale,
-      num_classes=config.model.num_classes)
+      num_classes=config.model.num_classes, game=games.make_game(config.train.game))
   marginals = config.model.g_output_bias == 'marginals' and not for_restore
   data_mean = source.mean() if marginals else None
   return spec, step.create_state(spec, config.seed, source.shape, data_mean)

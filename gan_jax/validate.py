@@ -40,6 +40,12 @@ def validate_config(config) -> None:
   if config.model.num_classes and d.name == 'gaussian1d':
     raise UserError(f'model.num_classes={config.model.num_classes} conditions on class labels, and '
                     f'data.name={d.name} has none; set --config.model.num_classes=0.')
+  from gan_jax import games  # noqa: the registry imports the step
+  games.make_game(t.game)
+  if t.game == 'inpainting' and ('dcgan' in (config.model.generator, config.model.discriminator)
+                                 or config.model.num_classes or d.name in data.SYNTHETIC):
+    raise UserError('train.game=inpainting conditions the MLP pair (paper_mlp/paper_maxout) on a mask and '
+                    'the visible pixels of unlabelled images; choose those models and model.num_classes=0.')
   if config.model.g_output not in OUTPUTS:
     raise UserError(f'model.g_output={config.model.g_output!r} is unknown; choose one of {OUTPUTS}.')
   if config.mesh.platform not in PLATFORMS:
