@@ -41,6 +41,8 @@ def get_config():
   c.model.noise = 'uniform'
   c.model.g_output = 'sigmoid'
   c.model.g_output_bias = 'marginals'  # logit of the training mean, as the released code
+  c.model.encoder = 'mlp'  # E(x) → z of train.game='bigan' (§7 item 2)
+  c.model.e_kwargs = ml_collections.ConfigDict(dict(hidden=1024, depth=2))
   c.model.num_classes = 0  # > 0: G(z, y) and D(x, y) conditioned on the data's class label (§7 item 1)
   # Every model argument is spelled out so that the command line can set it (configs are locked).
   c.model.g_kwargs = ml_collections.ConfigDict(dict(hidden=1200, init_range=0.05))

@@ -181,6 +181,40 @@ def inpainting_metrics(exp, g_params, cache: dict, split: str, kinds=('bottom', 
   return out
 
 
+def bigan_metrics(exp, players, cache: dict, split: str, figure=None) -> dict:
+  """§7 item 2: E's codes of the training split against those of the held-out `split` — 1-NN
+  accuracy and a linear probe (beside the same on raw pixels, the baseline a representation has
+  to beat) — and the classifier's accuracy on reconstructions G(E(x)). `figure`: a path for the
+  first 20 held-out digits above their reconstructions."""
+  cfg = exp.config
+  images, labels = _held_out_split(exp, cache, split)
+  train_source = data.open_split(cfg.data, cfg.data.train_split, cfg.seed)
+  if labels is None or train_source.labels is None:
+    return {}
+  to_model = lambda u: u if cfg.data.scale == 'unit' else u * 2 - 1
+  encode = jax.jit(lambda p, x: exp.spec.e.apply(p, x))
+  codes = lambda u: np.concatenate([np.asarray(encode(players['e'], to_model(u[i:i + 1000])))
+                                    for i in range(0, len(u), 1000)])
+  train_images = np.concatenate([data.scale(c, 'unit') for c in train_source.chunks()])
+  train_codes, codes_held_out = codes(train_images), codes(images)
+  out = {'encoder_1nn_accuracy': metrics.nearest_neighbour_accuracy(train_codes, train_source.labels,
+                                                                    codes_held_out, labels),
+         'encoder_linear_probe_accuracy': metrics.linear_probe_accuracy(train_codes, train_source.labels,
+                                                                       codes_held_out, labels)}
+  if 'pixels_1nn_accuracy' not in cache:
+    cache['pixels_1nn_accuracy'] = metrics.nearest_neighbour_accuracy(train_images, train_source.labels, images, labels)
+  out['pixels_1nn_accuracy'] = cache['pixels_1nn_accuracy']
+  recon = np.asarray(exp.sample(players, jnp.asarray(codes_held_out)))
+  if images.shape[1:] == (28, 28, 1):
+    params = classifier.load_or_train(default_classifier_path(cfg), lambda: _classifier_training_data(exp),
+                                      images, labels, epochs=cfg.eval.classifier_epochs)
+    out['reconstruction_accuracy'] = classifier.accuracy(params, _unit(exp, recon), labels)
+  if figure:
+    pairs = np.concatenate([images[:10], _unit(exp, recon[:10]), images[10:20], _unit(exp, recon[10:20])])
+    figures.save_png(figures.image_grid(figures.to_uint8(pairs, 'unit'), ncols=10), figure)
+  return out
+
+
 def inception_metrics(exp, g_params, samples, cache: dict, split: str = 'test') -> dict:
   """FID (against the held-out `split`) and Inception Score with pytorch-fid's network
   (`cache['inception']`, there when eval.inception_weights is set) on eval.fid_num_samples
@@ -210,6 +244,8 @@ def periodic_metrics(exp, g_params, cache: dict) -> dict:
     out = evaluate_samples(exp, samples, cache, 'valid', labels)
     if cfg.train.game == 'inpainting':
       out.update(inpainting_metrics(exp, g_params, cache, 'valid'))
+    if cfg.train.game == 'bigan':
+      out.update(bigan_metrics(exp, g_params, cache, 'valid'))
     return {f'valid/{k}': v for k, v in out.items()}
   samples = generate(exp, g_params, cfg.eval.periodic_num_samples, cfg.seed + 3)
   if cfg.data.name == 'ring2d':
@@ -234,6 +270,11 @@ def evaluate(exp, workdir: str, step=None) -> dict:
   result = {'step': step, 'split': cfg.eval.split, 'num_samples': len(samples),
             **evaluate_samples(exp, samples, splits, cfg.eval.split, labels),
             **inception_metrics(exp, g_params, samples, splits, cfg.eval.split)}
+  if cfg.train.game == 'bigan':  # rows: digits above their reconstructions G(E(x))
+    figure = os.path.join(workdir, 'samples', f'reconstructions_step_{step:07d}.png')
+    os.makedirs(os.path.dirname(figure), exist_ok=True)
+    result.update(bigan_metrics(exp, g_params, splits, cfg.eval.split,
+                                figure=figure if jax.process_index() == 0 else None))
   if cfg.train.game == 'inpainting':  # rows: digits, as seen, three completions; per mask kind
     figure = os.path.join(workdir, 'samples', f'inpainting_step_{step:07d}.png')
     os.makedirs(os.path.dirname(figure), exist_ok=True)

@@ -136,3 +136,37 @@ def memorisation(sample_to_train, test_to_train) -> dict:
   s, t = np.asarray(sample_to_train), np.asarray(test_to_train)
   return {'nn_train_distance_ratio': float(np.median(s) / np.median(t)),
           'near_copy_fraction': float(np.mean(s < np.percentile(t, 1)))}
+
+
+def nearest_neighbour_accuracy(train_features, train_labels, test_features, test_labels, chunk: int = 1000) -> float:
+  """1-NN classification accuracy (Euclidean) of test rows by the labels of their nearest training
+  rows: how well a representation keeps the classes apart (BiGAN's table 1 protocol)."""
+  ts = jnp.asarray(np.asarray(train_features, np.float32).reshape(len(train_features), -1))
+  nearest = np.concatenate([np.asarray(jnp.argmin(_squared_distances(q, ts), axis=1))
+                            for _, q in _rows(test_features, chunk)])
+  return float(np.mean(np.asarray(train_labels)[nearest] == np.asarray(test_labels)))
+
+
+def linear_probe_accuracy(train_features, train_labels, test_features, test_labels, steps: int = 500,
+                          seed: int = 0) -> float:
+  """A softmax regression on standardised features (full-batch Adam, weight decay 1e-4), trained on
+  the training rows, scored on the test rows."""
+  import optax
+  a, b = (np.asarray(f, np.float32).reshape(len(f), -1) for f in (train_features, test_features))
+  mu, sd = a.mean(0), a.std(0) + 1e-6
+  a, b = jnp.asarray((a - mu) / sd), jnp.asarray((b - mu) / sd)
+  y = jnp.asarray(train_labels)
+  n_classes = int(max(np.max(train_labels), np.max(test_labels))) + 1
+  params = {'w': jnp.zeros((a.shape[1], n_classes)), 'b': jnp.zeros((n_classes,))}
+  tx = optax.adamw(1e-2, weight_decay=1e-4)
+
+  @jax.jit
+  def update(params, opt_state):
+    loss = lambda p: optax.softmax_cross_entropy_with_integer_labels(a @ p['w'] + p['b'], y).mean()
+    grads = jax.grad(loss)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
+  opt_state = tx.init(params)
+  for _ in range(steps):
+    params, opt_state = update(params, opt_state)
+  return float(np.mean(np.asarray(jnp.argmax(b @ params['w'] + params['b'], axis=1)) == np.asarray(test_labels)))

@@ -311,9 +311,36 @@ class ToyMLPDiscriminator(nn.Module):
     return nn.Dense(1)(h)[:, 0]
 
 
+class MLPEncoder(nn.Module):
+  """E(x): pixels → a code of G's noise size (the inference network of §7 item 2): ReLU layers,
+  a linear code (BiGAN's permutation-invariant MNIST encoder, without batch normalisation so
+  that examples stay independent)."""
+  code_dim: int
+  hidden: int = 1024
+  depth: int = 2
+
+  @nn.compact
+  def __call__(self, x):
+    h = x.reshape(x.shape[0], -1)
+    for _ in range(self.depth):
+      h = nn.leaky_relu(nn.Dense(self.hidden)(h), 0.2)
+    return nn.Dense(self.code_dim)(h)
+
+
 GENERATORS = {'paper_mlp': PaperMLPGenerator, 'dcgan': DCGANGenerator, 'toy_mlp': ToyMLPGenerator}
 DISCRIMINATORS = {'paper_maxout': PaperMaxoutDiscriminator, 'dcgan': DCGANDiscriminator,
                   'toy_mlp': ToyMLPDiscriminator}
+
+
+ENCODERS = {'mlp': MLPEncoder}
+
+
+def make_encoder(model_config):
+  """E for the games that infer z from x (train.game='bigan'), from model.encoder/e_kwargs."""
+  name = model_config.encoder
+  if name not in ENCODERS:
+    raise UserError(f'model.encoder={name!r} is unknown; choose one of {sorted(ENCODERS)}.')
+  return ENCODERS[name](code_dim=model_config.noise_dim, **model_config.get('e_kwargs', {}))
 
 
 def make_models(model_config, data_shape):

@@ -97,6 +97,7 @@ class GANSpec:
   data_scale: str = 'none'  # real batches arrive as stored (uint8 images) and are scaled here
   num_classes: int = 0  # > 0: G(z, y) and D(x, y), conditioned on the class label (§7 item 1)
   game: Any = dataclasses.field(default_factory=PaperGame)
+  e: nn.Module = None  # the encoder of the games that infer z from x (games/bigan.py)
   axis_name: Any = None
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from gan_jax import data, evaluate, figure1, figures, games, parallel, progress, step
 from gan_jax.checkpoint import Checkpoints, Damaged
 from gan_jax.errors import NonFiniteError, UserError
-from gan_jax.models import make_models, sample_noise
+from gan_jax.models import make_encoder, make_models, sample_noise
 from gan_jax.optim import make_optimizer
 from gan_jax.validate import validate_config
 
@@ -62,7 +62,8 @@ def build_models(config, source, for_restore: bool = False):
       d_tx=make_optimizer(config.optim.d, max(1, d_updates_per_epoch)),
       g_loss=config.train.g_loss, k=config.train.k, update=config.train.update_mode,
       ema_decay=config.train.ema_decay, data_scale=config.data.scale,
-      num_classes=config.model.num_classes, game=games.make_game(config.train.game))
+      num_classes=config.model.num_classes, game=games.make_game(config.train.game),
+      e=make_encoder(config.model) if config.train.game == 'bigan' else None)
   marginals = config.model.g_output_bias == 'marginals' and not for_restore
   data_mean = source.mean() if marginals else None
   return spec, step.create_state(spec, config.seed, source.shape, data_mean)

@@ -46,6 +46,10 @@ def validate_config(config) -> None:
                                  or config.model.num_classes or d.name in data.SYNTHETIC):
     raise UserError('train.game=inpainting conditions the MLP pair (paper_mlp/paper_maxout) on a mask and '
                     'the visible pixels of unlabelled images; choose those models and model.num_classes=0.')
+  if t.game == 'bigan' and ('dcgan' in (config.model.generator, config.model.discriminator)
+                            or config.model.num_classes):
+    raise UserError('train.game=bigan gives D the pair (x, z), which the MLP discriminators take; '
+                    'choose paper_maxout or toy_mlp and model.num_classes=0.')
   if config.model.g_output not in OUTPUTS:
     raise UserError(f'model.g_output={config.model.g_output!r} is unknown; choose one of {OUTPUTS}.')
   if config.mesh.platform not in PLATFORMS:

@@ -1,0 +1,53 @@
+"""§7 item 2 of the paper, learned approximate inference: an encoder E(x) trained with G against a
+D that sees pairs, (x, E(x)) from data against (G(z), z) from the generator (BiGAN, Donahue et al.
+2017; ALI, Dumoulin et al. 2017). At the game's optimum E inverts G.
+
+The generator player is the pytree {'g': G's parameters, 'e': E's}: one optimizer, one moving
+average, one checkpoint entry, the same step. D's loss is the paper's (halved, as the released
+code); the generator player's is non-saturating on both terms (-log D(G(z), z) - log(1 - D(x, E(x)))).
+"""
+import jax
+import jax.numpy as jnp
+import optax
+
+from gan_jax import objective, step
+
+
+def encode(spec, e_params, x):
+  return spec.e.apply(e_params, x)
+
+
+class BiGAN(step.PaperGame):
+
+  def init(self, spec, g_key, d_key, data_shape):
+    g_key, e_key = jax.random.split(g_key)
+    z = jnp.zeros((1, spec.noise_dim))
+    x = jnp.zeros((1,) + tuple(data_shape))
+    players = {'g': spec.g.init(g_key, z), 'e': spec.e.init(e_key, x)}
+    return players, spec.d.init({'params': d_key}, x, None, z, train=False)
+
+  def _logits(self, spec, players, d_params, x, key):
+    b = x.shape[0]
+    z = step.noise(spec, step.example_keys(spec, key, b, 0))
+    fake = spec.g.apply(players['g'], z)
+    fake_logits = step.discriminate(spec, d_params, fake, step.example_keys(spec, key, b, 2), cond=z)
+    real_logits = step.discriminate(spec, d_params, x, step.example_keys(spec, key, b, 1),
+                                    cond=encode(spec, players['e'], x))
+    return real_logits, fake_logits
+
+  def d_loss(self, spec, d_params, players, real, key):
+    real_logits, fake_logits = self._logits(spec, players, d_params, real['image'], key)
+    return objective.discriminator_loss(real_logits, fake_logits), step.logit_metrics(real_logits, fake_logits)
+
+  def g_loss(self, spec, players, d_params, real, key):
+    real_logits, fake_logits = self._logits(spec, players, d_params, real['image'], key)
+    fool = objective.GENERATOR_LOSSES[spec.g_loss]
+    # G wants D(G(z), z) called data; E wants D(x, E(x)) called a sample (labels swapped)
+    e_loss = jnp.mean(optax.sigmoid_binary_cross_entropy(real_logits, jnp.zeros_like(real_logits)))
+    return fool(fake_logits) + e_loss, {'e_loss': e_loss}
+
+  def sample(self, spec, players, z, labels):
+    return spec.g.apply(players['g'], z)
+
+  def generator_params(self, players):
+    return players['g']
