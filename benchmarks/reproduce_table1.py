@@ -141,8 +141,7 @@ def main(argv):
       train.train_and_evaluate(config, workdir)
       history = read_history(workdir)
       result = evaluate.evaluate(train.setup(config, training=False), workdir)
-      runs[seed] = {'eval': result, 'history': history,
-                    'minutes': history[-1]['train_seconds'] / 60 if history else float('nan')}
+      runs[seed] = {'eval': result, 'history': history, 'minutes': result['train_minutes']}
   except UserError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)

@@ -32,6 +32,7 @@ def get_config():
   c.data.valid_split = 'train[50000:60000]'         # the released code's validation set: chooses (σ on its first 1000)
   c.data.scale = 'unit'                              # [0, 1] pixels, as the paper
   c.data.num_examples = 0                            # synthetic sources only
+  c.data.num_labelled = 100                          # train.game=semi_supervised: labels kept, alike per class
   c.data.num_eval_examples = 0
 
   c.model = ml_collections.ConfigDict()
@@ -57,6 +58,7 @@ def get_config():
   # is ConfigDict.update, a method, and could not be set from the command line.
   c.train.update_mode = 'alternating'
   c.train.g_loss = 'non_saturating'
+  c.train.unsupervised_weight = 1.0  # semi_supervised: 0 trains D on the labelled examples alone
   c.train.game = 'gan'  # the paper's (conditional with model.num_classes); 'inpainting': §7 item 3
   # > 0: also keep an exponential moving average of G's weights, updated after every G step,
   # and sample from it in evaluation (not in the paper; configs/mnist_ema.py).

@@ -41,18 +41,18 @@ def generate(exp, g_params, n: int, seed: int, batch: int = 1000) -> np.ndarray:
   return samples
 
 
-def load_state(exp, workdir: str, step=None):
-  """The newest intact (or the named) checkpoint's state, and its step. Read-only: it may run
-  beside a training run that is saving."""
+def load_state(exp, workdir: str, step=None, with_clock: bool = False):
+  """The newest intact (or the named) checkpoint's state, and its step (and with_clock, its
+  training clock). Read-only: it may run beside a training run that is saving."""
   ckpt = Checkpoints(workdir, read_only=True)
   steps = ckpt.all_steps()
   if not steps:
     raise UserError(f'no checkpoint in {ckpt.directory}; train first (--mode=train) or pass the right --workdir.')
   if step is not None and step not in steps:
     raise UserError(f'no checkpoint at step {step} in {ckpt.directory}; there are {sorted(steps)}.')
-  step, state, _ = ckpt.restore_newest(exp.config, exp.init_state, step=step)
+  step, state, clock = ckpt.restore_newest(exp.config, exp.init_state, step=step)
   ckpt.close()
-  return state, step
+  return (state, step, clock) if with_clock else (state, step)
 
 
 def _unit_split(exp, split):
@@ -215,6 +215,16 @@ def bigan_metrics(exp, players, cache: dict, split: str, figure=None) -> dict:
   return out
 
 
+def semi_supervised_metrics(exp, d_params, cache: dict, split: str) -> dict:
+  """§7 item 4: D as a classifier (argmax of its K logits, no dropout) on the held-out `split`."""
+  images, labels = _held_out_split(exp, cache, split)
+  x = images if exp.config.data.scale == 'unit' else images * 2 - 1
+  logits = jax.jit(lambda p, x: exp.spec.d.apply(p, x))
+  predicted = np.concatenate([np.asarray(jnp.argmax(logits(d_params, x[i:i + 1000]), -1)) for i in range(0, len(x), 1000)])
+  errors = int(np.sum(predicted != labels))
+  return {'classification_errors': errors, 'classification_error_rate': errors / len(labels)}
+
+
 def inception_metrics(exp, g_params, samples, cache: dict, split: str = 'test') -> dict:
   """FID (against the held-out `split`) and Inception Score with pytorch-fid's network
   (`cache['inception']`, there when eval.inception_weights is set) on eval.fid_num_samples
@@ -259,7 +269,7 @@ def periodic_metrics(exp, g_params, cache: dict) -> dict:
 
 def evaluate(exp, workdir: str, step=None) -> dict:
   """--mode=eval: every metric against eval.split ('test', the reported number, by default)."""
-  state, step = load_state(exp, workdir, step)
+  state, step, clock = load_state(exp, workdir, step, with_clock=True)
   cfg = exp.config
   splits = {}
   if cfg.eval.inception_weights:  # read before sampling: a wrong file fails in seconds
@@ -267,9 +277,12 @@ def evaluate(exp, workdir: str, step=None) -> dict:
   g_params = step_lib.sampling_params(state)
   samples = generate(exp, g_params, cfg.eval.num_samples, cfg.seed + 1)
   labels = step_lib.sample_labels(exp.spec, len(samples))
-  result = {'step': step, 'split': cfg.eval.split, 'num_samples': len(samples),
+  result = {'step': step, 'train_minutes': clock.get('train_seconds', float('nan')) / 60,
+            'split': cfg.eval.split, 'num_samples': len(samples),
             **evaluate_samples(exp, samples, splits, cfg.eval.split, labels),
             **inception_metrics(exp, g_params, samples, splits, cfg.eval.split)}
+  if cfg.train.game == 'semi_supervised':
+    result.update(semi_supervised_metrics(exp, state.d_params, splits, cfg.eval.split))
   if cfg.train.game == 'bigan':  # rows: digits above their reconstructions G(E(x))
     figure = os.path.join(workdir, 'samples', f'reconstructions_step_{step:07d}.png')
     os.makedirs(os.path.dirname(figure), exist_ok=True)

@@ -93,6 +93,7 @@ class PaperMaxoutDiscriminator(nn.Module):
   input_drop: float = 0.2
   hidden_drop: float = 0.5
   num_classes: int = 0  # > 0: D(x, y), the one-hot label beside the (dropped-out) pixels
+  num_outputs: int = 1  # > 1: that many logits per example (a K-class D, games/semi_supervised.py)
 
   @nn.compact
   def __call__(self, x, labels=None, cond=None, train: bool = False):
@@ -102,8 +103,10 @@ class PaperMaxoutDiscriminator(nn.Module):
     h = Maxout(self.units, self.pieces, self.init_range)(h)
     h = nn.Dropout(self.hidden_drop, deterministic=not train)(h)
     h = Maxout(self.units, self.pieces, self.init_range)(h)
+    self.sow('intermediates', 'features', h)  # what feature matching matches
     h = nn.Dropout(self.hidden_drop, deterministic=not train)(h)
-    return nn.Dense(1, kernel_init=symmetric_uniform(self.init_range))(h)[:, 0]
+    logits = nn.Dense(self.num_outputs, kernel_init=symmetric_uniform(self.init_range))(h)
+    return logits[:, 0] if self.num_outputs == 1 else logits
 
 
 # The dcgan pair grows (G) or shrinks (D) a small square map by stride-2 stages. A 4×4 start gives

@@ -98,6 +98,7 @@ class GANSpec:
   num_classes: int = 0  # > 0: G(z, y) and D(x, y), conditioned on the class label (§7 item 1)
   game: Any = dataclasses.field(default_factory=PaperGame)
   e: nn.Module = None  # the encoder of the games that infer z from x (games/bigan.py)
+  unsupervised_weight: float = 1.0  # games/semi_supervised.py: 0 trains D on the labels alone
   axis_name: Any = None
 
 
@@ -107,8 +108,8 @@ def as_batch(batch) -> dict:
 
 
 def _scaled(spec, batch) -> dict:
-  batch = as_batch(batch)
-  return {**batch, 'image': scale(batch['image'], spec.data_scale)}  # on the device
+  batch = as_batch(batch)  # images (any key naming one: 'labelled_image' too) scaled on the device
+  return {k: scale(v, spec.data_scale) if k.endswith('image') else v for k, v in batch.items()}
 
 
 def create_state(spec: GANSpec, seed: int, data_shape, data_mean=None) -> GANState:

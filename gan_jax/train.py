@@ -1,6 +1,7 @@
 """The experiment: set up data, models and state from a config, then train with checkpoints,
 progress, TensorBoard and sample grids. `launch.py` calls `train_and_evaluate`."""
 import dataclasses
+import json
 import os
 import signal
 
@@ -24,6 +25,7 @@ class Experiment:
   iterator: object      # grain's iterator of train_step batches; its state is checkpointed
   init_state: step.GANState
   sample: callable  # step.make_sampler: G(z) or G(z, y), compiled once per run
+  labelled: object = None  # the semi-supervised game's labelled indices into the training split
 
 
 def setup(config, training: bool = True) -> Experiment:
@@ -39,15 +41,16 @@ def setup(config, training: bool = True) -> Experiment:
     return Experiment(config, devices, spec, None, None, state, step.make_sampler(spec))
   num_global = len(devices) * jax.process_count()
   source = data.open_split(config.data, config.data.train_split, config.seed)
+  labelled = labelled_indices(config, source, num_global)
   iterator = data.pipeline.train_iterator(
       source, config.train.batch_size, config.train.k, num_global,
       device_offset=jax.process_index() * len(devices), local_devices=len(devices),
       # data.prefetch counts dispatches: each needs steps_per_call batches, and a smaller read-ahead
       # left the device idle while the main thread read the rest (measured 89% of a resident batch)
       seed=config.seed, prefetch=config.data.prefetch * config.train.steps_per_call,
-      labels=bool(config.model.num_classes))
+      labels=bool(config.model.num_classes), labelled=labelled)
   spec, state = build_models(config, source)
-  return Experiment(config, devices, spec, source, iterator, state, step.make_sampler(spec))
+  return Experiment(config, devices, spec, source, iterator, state, step.make_sampler(spec), labelled)
 
 
 def build_models(config, source, for_restore: bool = False):
@@ -63,10 +66,24 @@ def build_models(config, source, for_restore: bool = False):
       g_loss=config.train.g_loss, k=config.train.k, update=config.train.update_mode,
       ema_decay=config.train.ema_decay, data_scale=config.data.scale,
       num_classes=config.model.num_classes, game=games.make_game(config.train.game),
-      e=make_encoder(config.model) if config.train.game == 'bigan' else None)
+      e=make_encoder(config.model) if config.train.game == 'bigan' else None,
+      unsupervised_weight=config.train.unsupervised_weight)
   marginals = config.model.g_output_bias == 'marginals' and not for_restore
   data_mean = source.mean() if marginals else None
   return spec, step.create_state(spec, config.seed, source.shape, data_mean)
+
+
+def labelled_indices(config, source, num_devices: int):
+  """The semi-supervised game's labelled examples (data.num_labelled, from each class alike,
+  drawn with the seed), or None for the other games."""
+  if config.train.game != 'semi_supervised':
+    return None
+  n = config.data.num_labelled
+  if source.labels is None or len(source.labels) == 0 or np.min(source.labels) < 0:
+    raise UserError(f'train.game=semi_supervised needs labels, and data.name={config.data.name} has none.')
+  if n % num_devices:
+    raise UserError(f'data.num_labelled={n} is split over the {num_devices} devices in use: use a multiple of {num_devices}.')
+  return data.pipeline.labelled_subset(source.labels, n, config.seed)
 
 
 def check_labels(config, source) -> None:
@@ -191,6 +208,9 @@ def train_and_evaluate(config, workdir: str):
   state (host copy)."""
   exp = setup(config)
   check_workdir(workdir)
+  if exp.labelled is not None and jax.process_index() == 0:  # which labels the run saw
+    with open(os.path.join(workdir, 'labelled_indices.json'), 'w') as f:
+      json.dump({'split': config.data.train_split, 'indices': [int(i) for i in exp.labelled]}, f)
   ckpt = Checkpoints(workdir, config.max_checkpoints_to_keep, config.keep_checkpoints_every_steps)
   try:
     state, train_seconds = restore_or_init(exp, ckpt)

@@ -46,6 +46,10 @@ def validate_config(config) -> None:
                                  or config.model.num_classes or d.name in data.SYNTHETIC):
     raise UserError('train.game=inpainting conditions the MLP pair (paper_mlp/paper_maxout) on a mask and '
                     'the visible pixels of unlabelled images; choose those models and model.num_classes=0.')
+  if t.game == 'semi_supervised' and (config.model.discriminator != 'paper_maxout' or config.model.num_classes
+                                      or d.name in data.SYNTHETIC):
+    raise UserError('train.game=semi_supervised makes the paper_maxout D a K-class classifier of labelled '
+                    'images; choose model.discriminator=paper_maxout and model.num_classes=0.')
   if t.game == 'bigan' and ('dcgan' in (config.model.generator, config.model.discriminator)
                             or config.model.num_classes):
     raise UserError('train.game=bigan gives D the pair (x, z), which the MLP discriminators take; '

@@ -38,24 +38,38 @@ def to_unit(x, kind: str):
 class _ReadRows:
   """[k, global_batch] indices → this host's rows of the examples, [local, k, b, ...]."""
 
-  def __init__(self, source, num_devices, per_device, rows, labels=False):
+  def __init__(self, source, num_devices, per_device, rows, labels=False, labelled=None):
     self.source, self.num_devices, self.per_device, self.rows = source, num_devices, per_device, rows
     self.labels = labels
+    self.labelled = None
+    if labelled is not None:  # the same labelled examples at every update, split over the devices
+      ids = np.asarray(labelled).reshape(num_devices, -1)[rows]
+      self.labelled = (source.read(ids.reshape(-1)).reshape(ids.shape + tuple(source.shape)),
+                       np.asarray(source.labels, np.int32)[ids])
 
   def __call__(self, idx):
     k = idx.shape[0]
     idx = idx.reshape(k, self.num_devices, self.per_device).transpose(1, 0, 2)[self.rows]
     images = self.source.read(idx.reshape(-1)).reshape(idx.shape + tuple(self.source.shape))
-    if not self.labels:
+    if not self.labels and self.labelled is None:
       return images
-    return {'image': images, 'label': np.asarray(self.source.labels, np.int32)[idx]}
+    out = {'image': images}
+    if self.labels:
+      out['label'] = np.asarray(self.source.labels, np.int32)[idx]
+    if self.labelled is not None:
+      tile = lambda a: np.broadcast_to(a[:, None], (a.shape[0], k) + a.shape[1:])
+      out['labelled_image'], out['labelled_label'] = tile(self.labelled[0]), tile(self.labelled[1])
+    return out
 
 
 def train_iterator(source, global_batch: int, k: int, num_devices: int, device_offset: int,
-                   local_devices: int, seed: int, prefetch: int = 2, labels: bool = False):
+                   local_devices: int, seed: int, prefetch: int = 2, labels: bool = False,
+                   labelled=None):
   """grain's iterator of one train_step's batches (see the module doc); `get_state()` /
   `set_state()` resume it exactly. `prefetch` > 0 reads that many steps ahead in a thread;
-  `labels`: each batch is {'image', 'label'} (a conditional model)."""
+  `labels`: each batch is {'image', 'label'} (a conditional model); `labelled`: indices of
+  labelled examples added whole to every batch as 'labelled_image'/'labelled_label'
+  (semi-supervised learning)."""
   if global_batch % num_devices:
     raise UserError(
         f'train.batch_size={global_batch} is not divisible by the {num_devices} devices in use; '
@@ -65,10 +79,24 @@ def train_iterator(source, global_batch: int, k: int, num_devices: int, device_o
   rows = slice(device_offset, device_offset + local_devices)
   ds = (grain.MapDataset.range(len(source)).shuffle(seed=seed % 2**32)
         .batch(global_batch, drop_remainder=True).repeat().batch(k, drop_remainder=True)
-        .map(_ReadRows(source, num_devices, global_batch // num_devices, rows, labels)))
+        .map(_ReadRows(source, num_devices, global_batch // num_devices, rows, labels, labelled)))
   options = grain.ReadOptions(num_threads=1 if prefetch else 0, prefetch_buffer_size=prefetch)
   return iter(ds.to_iter_dataset(options))
 
 
 def batches_per_epoch(source, global_batch: int) -> int:
   return len(source) // global_batch
+
+
+def labelled_subset(labels, num_labelled: int, seed: int) -> np.ndarray:
+  """Indices of `num_labelled` examples, the same number from each class, drawn with `seed`
+  (the semi-supervised protocol: 100 labels, 10 per class)."""
+  labels = np.asarray(labels)
+  classes = np.unique(labels)
+  if num_labelled % len(classes):
+    raise UserError(f'data.num_labelled={num_labelled} must be a multiple of the {len(classes)} classes '
+                    '(the same number of labels from each).')
+  rng = np.random.default_rng(seed)
+  per_class = num_labelled // len(classes)
+  return np.sort(np.concatenate([rng.choice(np.flatnonzero(labels == c), per_class, replace=False)
+                                 for c in classes]))
