@@ -234,8 +234,9 @@ def _train(exp, ckpt, state, workdir, train_seconds=0.0):
   meter, verified, eval_cache = progress.Progress(start, num_steps), _Verified(ckpt), {}
   budget = config.train.time_budget_minutes
   clock = progress.TrainClock(train_seconds)
-  save = lambda: ckpt.save(done, parallel.unreplicate(rstate), exp.iterator,
-                           {'train_seconds': clock.train_seconds()}, config)
+  # the clock is read before a pause begins: inside one, the pause so far would count as training
+  save = lambda trained: ckpt.save(done, parallel.unreplicate(rstate), exp.iterator,
+                                   {'train_seconds': trained}, config)
   progress.log('Training %s/%s on %s for steps %d..%d (%d device(s), batch %d, k=%d).',
                config.model.generator, config.model.discriminator, config.data.name, start + 1,
                num_steps, len(exp.devices) * jax.process_count(), config.train.batch_size, config.train.k)
@@ -258,6 +259,7 @@ def _train(exp, ckpt, state, workdir, train_seconds=0.0):
         progress.log(line)
         writer.scalars(done, {**m, 'steps_per_second': rate})
       if done % config.eval_every_steps == 0 or done == num_steps:
+        trained = clock.train_seconds()  # read before the pause: inside it, the pause counts
         with clock.paused():
           g_params = parallel.unreplicate(step.sampling_params(rstate))
           write_samples(exp, g_params, done, workdir, writer)
@@ -268,11 +270,12 @@ def _train(exp, ckpt, state, workdir, train_seconds=0.0):
           if quick:
             progress.log('eval at step %d: %s', done, ', '.join(f'{k} {v:.4g}' for k, v in quick.items()))
             writer.scalars(done, quick, prefix='eval')
-            progress.append_history(workdir, {'step': done, 'train_seconds': clock.train_seconds(), **quick})
+            progress.append_history(workdir, {'step': done, 'train_seconds': trained, **quick})
       if done % config.checkpoint_every_steps == 0 or done == num_steps:
+        trained = clock.train_seconds()
         with clock.paused():
           verified.now()
-          save()
+          save(trained)
           saved = done
       signalled, budget_hit = parallel.unreplicate(pending) if pending is not None else (0, 0)
       pending = reasons
@@ -280,7 +283,7 @@ def _train(exp, ckpt, state, workdir, train_seconds=0.0):
         break
     verified.now()
     if done != saved:
-      save()
+      save(clock.train_seconds())
     if signalled:  # every process says it: on a pod each one's log shows where it stopped
       progress.log_all('Stopped by %s at step %d; checkpoint saved. Run the same command to resume.',
                        stop.requested or 'a signal to another process', done)
