@@ -146,85 +146,6 @@ def evaluate_samples(exp, samples, cache=None, split: str = 'test', sample_label
   return out
 
 
-def inpainting_metrics(exp, g_params, cache: dict, split: str, kinds=('bottom', 'random'), figure=None) -> dict:
-  """§7 item 3: the held-out `split`'s digits seen through each mask kind and completed by G; the
-  classifier's accuracy on the completions against the true labels, beside its accuracy on the
-  masked digits as seen (hidden pixels 0: what completion has to improve on). `figure`: a path
-  for a picture of the first 10 digits, masked, and completed three times."""
-  from gan_jax.games import inpainting
-  cfg = exp.config
-  images, labels = _held_out_split(exp, cache, split)
-  if labels is None or images.shape[1:] != (28, 28, 1):
-    return {}
-  n = min(cfg.eval.num_samples, len(images))
-  x = jnp.asarray(images[:n] if cfg.data.scale == 'unit' else images[:n] * 2 - 1)
-  params = classifier.load_or_train(default_classifier_path(cfg), lambda: _classifier_training_data(exp),
-                                    images, labels, epochs=cfg.eval.classifier_epochs)
-  complete = jax.jit(lambda p, x, m, z: inpainting.complete(exp.spec, p, x, m, z))
-  key = jax.random.PRNGKey(cfg.seed + 6)
-  out, rows = {}, []
-  for kind in kinds:
-    m = inpainting.masks_of(kind, jax.random.split(jax.random.fold_in(key, 1), n), x.shape[1:])
-    z = sample_noise(jax.random.fold_in(key, 2), (n, exp.spec.noise_dim), exp.spec.noise)
-    filled = np.concatenate([np.asarray(complete(g_params, x[i:i + 1000], m[i:i + 1000], z[i:i + 1000]))
-                             for i in range(0, n, 1000)])
-    out[f'inpainting_accuracy/{kind}'] = classifier.accuracy(params, _unit(exp, filled), labels[:n])
-    out[f'masked_accuracy/{kind}'] = classifier.accuracy(params, np.asarray(m) * images[:n], labels[:n])
-    if figure:
-      again = [complete(g_params, x[:10], m[:10], sample_noise(jax.random.fold_in(key, 10 + j), (10, exp.spec.noise_dim),
-                                                             exp.spec.noise)) for j in range(3)]
-      seen = np.asarray(m[:10]) * images[:10] + (1 - np.asarray(m[:10])) * 0.5  # hidden: grey
-      rows += [images[:10], seen] + [_unit(exp, np.asarray(a)) for a in again]
-  if figure:
-    grid = figures.image_grid(figures.to_uint8(np.concatenate(rows), 'unit'), ncols=10)
-    figures.save_png(grid, figure)
-  return out
-
-
-def bigan_metrics(exp, players, cache: dict, split: str, figure=None) -> dict:
-  """§7 item 2: E's codes of the training split against those of the held-out `split` — 1-NN
-  accuracy and a linear probe (beside the same on raw pixels, the baseline a representation has
-  to beat) — and the classifier's accuracy on reconstructions G(E(x)). `figure`: a path for the
-  first 20 held-out digits above their reconstructions."""
-  cfg = exp.config
-  images, labels = _held_out_split(exp, cache, split)
-  train_source = data.open_split(cfg.data, cfg.data.train_split, cfg.seed)
-  if labels is None or train_source.labels is None:
-    return {}
-  to_model = lambda u: u if cfg.data.scale == 'unit' else u * 2 - 1
-  encode = jax.jit(lambda p, x: exp.spec.e.apply(p, x))
-  codes = lambda u: np.concatenate([np.asarray(encode(players['e'], to_model(u[i:i + 1000])))
-                                    for i in range(0, len(u), 1000)])
-  train_images = np.concatenate([data.scale(c, 'unit') for c in train_source.chunks()])
-  train_codes, codes_held_out = codes(train_images), codes(images)
-  out = {'encoder_1nn_accuracy': metrics.nearest_neighbour_accuracy(train_codes, train_source.labels,
-                                                                    codes_held_out, labels),
-         'encoder_linear_probe_accuracy': metrics.linear_probe_accuracy(train_codes, train_source.labels,
-                                                                       codes_held_out, labels)}
-  if 'pixels_1nn_accuracy' not in cache:
-    cache['pixels_1nn_accuracy'] = metrics.nearest_neighbour_accuracy(train_images, train_source.labels, images, labels)
-  out['pixels_1nn_accuracy'] = cache['pixels_1nn_accuracy']
-  recon = np.asarray(exp.sample(players, jnp.asarray(codes_held_out)))
-  if images.shape[1:] == (28, 28, 1):
-    params = classifier.load_or_train(default_classifier_path(cfg), lambda: _classifier_training_data(exp),
-                                      images, labels, epochs=cfg.eval.classifier_epochs)
-    out['reconstruction_accuracy'] = classifier.accuracy(params, _unit(exp, recon), labels)
-  if figure:
-    pairs = np.concatenate([images[:10], _unit(exp, recon[:10]), images[10:20], _unit(exp, recon[10:20])])
-    figures.save_png(figures.image_grid(figures.to_uint8(pairs, 'unit'), ncols=10), figure)
-  return out
-
-
-def semi_supervised_metrics(exp, d_params, cache: dict, split: str) -> dict:
-  """§7 item 4: D as a classifier (argmax of its K logits, no dropout) on the held-out `split`."""
-  images, labels = _held_out_split(exp, cache, split)
-  x = images if exp.config.data.scale == 'unit' else images * 2 - 1
-  logits = jax.jit(lambda p, x: exp.spec.d.apply(p, x))
-  predicted = np.concatenate([np.asarray(jnp.argmax(logits(d_params, x[i:i + 1000]), -1)) for i in range(0, len(x), 1000)])
-  errors = int(np.sum(predicted != labels))
-  return {'classification_errors': errors, 'classification_error_rate': errors / len(labels)}
-
-
 def inception_metrics(exp, g_params, samples, cache: dict, split: str = 'test') -> dict:
   """FID (against the held-out `split`) and Inception Score with pytorch-fid's network
   (`cache['inception']`, there when eval.inception_weights is set) on eval.fid_num_samples
@@ -252,10 +173,9 @@ def periodic_metrics(exp, g_params, cache: dict) -> dict:
     samples = generate(exp, g_params, cfg.eval.num_samples, cfg.seed + 1)
     labels = step_lib.sample_labels(exp.spec, len(samples))
     out = evaluate_samples(exp, samples, cache, 'valid', labels)
-    if cfg.train.game == 'inpainting':
-      out.update(inpainting_metrics(exp, g_params, cache, 'valid'))
-    if cfg.train.game == 'bigan':
-      out.update(bigan_metrics(exp, g_params, cache, 'valid'))
+    if cfg.train.game in ('inpainting', 'bigan'):  # D's numbers need D: --mode=eval has them
+      from gan_jax import game_metrics  # it builds on this module's helpers
+      out.update(game_metrics.for_game(exp, g_params, None, cache, 'valid'))
     return {f'valid/{k}': v for k, v in out.items()}
   samples = generate(exp, g_params, cfg.eval.periodic_num_samples, cfg.seed + 3)
   if cfg.data.name == 'ring2d':
@@ -281,18 +201,9 @@ def evaluate(exp, workdir: str, step=None) -> dict:
             'split': cfg.eval.split, 'num_samples': len(samples),
             **evaluate_samples(exp, samples, splits, cfg.eval.split, labels),
             **inception_metrics(exp, g_params, samples, splits, cfg.eval.split)}
-  if cfg.train.game == 'semi_supervised':
-    result.update(semi_supervised_metrics(exp, state.d_params, splits, cfg.eval.split))
-  if cfg.train.game == 'bigan':  # rows: digits above their reconstructions G(E(x))
-    figure = os.path.join(workdir, 'samples', f'reconstructions_step_{step:07d}.png')
-    os.makedirs(os.path.dirname(figure), exist_ok=True)
-    result.update(bigan_metrics(exp, g_params, splits, cfg.eval.split,
-                                figure=figure if jax.process_index() == 0 else None))
-  if cfg.train.game == 'inpainting':  # rows: digits, as seen, three completions; per mask kind
-    figure = os.path.join(workdir, 'samples', f'inpainting_step_{step:07d}.png')
-    os.makedirs(os.path.dirname(figure), exist_ok=True)
-    result.update(inpainting_metrics(exp, g_params, splits, cfg.eval.split,
-                                     figure=figure if jax.process_index() == 0 else None))
+  from gan_jax import game_metrics  # it builds on this module's helpers
+  figures_at = os.path.join(workdir, 'samples') if jax.process_index() == 0 else None
+  result.update(game_metrics.for_game(exp, g_params, state.d_params, splits, cfg.eval.split, figures_at, step))
   if state.g_ema is not None:  # the raw G beside its moving average: what the average adds
     raw_samples = generate(exp, state.g_params, cfg.eval.num_samples, cfg.seed + 1)
     raw = {**evaluate_samples(exp, raw_samples, splits, cfg.eval.split, labels),

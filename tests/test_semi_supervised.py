@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from configs import mnist_semi_supervised
-from gan_jax import evaluate, step, train
+from gan_jax import game_metrics, step, train
 from gan_jax.data import pipeline, synthetic
 from gan_jax.games import semi_supervised
 from tests.conftest import tiny_paper_config
@@ -76,8 +76,8 @@ def test_a_short_run_classifies_test_digits_and_saves_its_labels(mnist_dir, tfds
   saved = json.loads((tmp_path / 'run' / 'labelled_indices.json').read_text())
   exp = train.setup(c)
   np.testing.assert_array_equal(saved['indices'], exp.labelled)
-  before = evaluate.semi_supervised_metrics(exp, exp.init_state.d_params, {}, 'test')
-  after = evaluate.semi_supervised_metrics(exp, final.d_params, {}, 'test')
+  before = game_metrics.semi_supervised_metrics(exp, exp.init_state.d_params, {}, 'test')
+  after = game_metrics.semi_supervised_metrics(exp, final.d_params, {}, 'test')
   assert before['classification_error_rate'] > 0.8 and after['classification_error_rate'] < 0.4, (before, after)
 
 

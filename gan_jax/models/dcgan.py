@@ -1,113 +1,12 @@
-"""G(z; θg) and D(x; θd) as flax.linen modules, chosen by name from the config.
-
-Discriminators return logits (one per example); the losses work on logits so they stay finite
-when D saturates. `train=True` turns on D's dropout, which takes the 'dropout' rng.
-"""
-import math
+"""The conv ("deconvolutional") pair at any square size from 28 to 128, any channel count."""
 from typing import Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from gan_jax.errors import UserError
-
-
-def symmetric_uniform(radius: float):
-  """U(-radius, radius): pylearn2's `irange`, the released code's initialisation."""
-  def init(key, shape, dtype=jnp.float32):
-    return jax.random.uniform(key, shape, dtype, -radius, radius)
-  return init
-
-
-def sample_noise(rng, shape, kind: str):
-  """p_z. 'uniform' is U(-√3, √3) (unit variance, the released MNIST model), 'gaussian' N(0, I)."""
-  if kind == 'uniform':
-    return jax.random.uniform(rng, shape, jnp.float32, -math.sqrt(3.0), math.sqrt(3.0))
-  if kind == 'gaussian':
-    return jax.random.normal(rng, shape, jnp.float32)
-  raise UserError(f'model.noise={kind!r} is unknown; choose uniform or gaussian.')
-
-
-def with_label(v, labels, num_classes: int, cond=None):
-  """v with the one-hot class label (a conditional MLP's input, Mirza & Osindero 2014) and any
-  other conditioning vector `cond` (a game's: a mask and the visible pixels, a code z) appended
-  to its last axis; v unchanged for an unconditional model (num_classes 0, no cond)."""
-  parts = [v]
-  if num_classes:
-    if labels is None:
-      raise ValueError('a conditional model (num_classes > 0) needs the labels')
-    parts.append(jax.nn.one_hot(labels, num_classes, dtype=v.dtype))
-  if cond is not None:
-    parts.append(cond.reshape(cond.shape[:v.ndim - 1] + (-1,)).astype(v.dtype))
-  return jnp.concatenate(parts, axis=-1) if len(parts) > 1 else v
-
-
-def _output(x, kind):
-  if kind == 'sigmoid':
-    return nn.sigmoid(x)
-  if kind == 'tanh':
-    return jnp.tanh(x)
-  return x
-
-
-class Maxout(nn.Module):
-  """A dense maxout layer: `features` units, each the max over `pieces` linear pieces."""
-  features: int
-  pieces: int
-  init_range: float
-
-  @nn.compact
-  def __call__(self, x):
-    y = nn.Dense(self.features * self.pieces, kernel_init=symmetric_uniform(self.init_range))(x)
-    return y.reshape(y.shape[:-1] + (self.features, self.pieces)).max(axis=-1)
-
-
-class PaperMLPGenerator(nn.Module):
-  """The released MNIST G: z → 1200 ReLU → 1200 ReLU → sigmoid pixels, weights U(±0.05)."""
-  out_shape: Sequence[int]
-  output: str = 'sigmoid'
-  hidden: int = 1200
-  init_range: float = 0.05
-  num_classes: int = 0  # > 0: G(z, y), the one-hot label beside z
-
-  @nn.compact
-  def __call__(self, z, labels=None, cond=None):
-    init = symmetric_uniform(self.init_range)
-    h = nn.relu(nn.Dense(self.hidden, kernel_init=init)(with_label(z, labels, self.num_classes, cond)))
-    h = nn.relu(nn.Dense(self.hidden, kernel_init=init)(h))
-    x = nn.Dense(int(np.prod(self.out_shape)), kernel_init=init, name='out')(h)
-    return _output(x, self.output).reshape(z.shape[:-1] + tuple(self.out_shape))
-
-
-class PaperMaxoutDiscriminator(nn.Module):
-  """The released MNIST D: maxout 240×5 → maxout 240×5 → 1, weights U(±0.005).
-
-  Dropout keeps 0.8 of the input and 0.5 of each hidden layer's input (inverted scaling, as the
-  released code's input_scales 1.25 and 2).
-  """
-  units: int = 240
-  pieces: int = 5
-  init_range: float = 0.005
-  input_drop: float = 0.2
-  hidden_drop: float = 0.5
-  num_classes: int = 0  # > 0: D(x, y), the one-hot label beside the (dropped-out) pixels
-  num_outputs: int = 1  # > 1: that many logits per example (a K-class D, games/semi_supervised.py)
-
-  @nn.compact
-  def __call__(self, x, labels=None, cond=None, train: bool = False):
-    h = x.reshape(x.shape[0], -1)
-    h = nn.Dropout(self.input_drop, deterministic=not train)(h)
-    h = with_label(h, labels, self.num_classes, cond)  # the condition itself is never dropped
-    h = Maxout(self.units, self.pieces, self.init_range)(h)
-    h = nn.Dropout(self.hidden_drop, deterministic=not train)(h)
-    h = Maxout(self.units, self.pieces, self.init_range)(h)
-    self.sow('intermediates', 'features', h)  # what feature matching matches
-    h = nn.Dropout(self.hidden_drop, deterministic=not train)(h)
-    logits = nn.Dense(self.num_outputs, kernel_init=symmetric_uniform(self.init_range))(h)
-    return logits[:, 0] if self.num_outputs == 1 else logits
-
+from gan_jax.models.layers import output_activation, with_label
 
 # The dcgan pair grows (G) or shrinks (D) a small square map by stride-2 stages. A 4×4 start gives
 # the powers of two, a 7×7 start the MNIST family (28 = 7·2², 56, 112); the two never make the same
@@ -251,7 +150,7 @@ class DCGANGenerator(nn.Module):
     # Not named 'out': g_output_bias='marginals' writes one bias per pixel into params['out'], and
     # this layer has one per channel (a per-pixel vector would broadcast into H×W×(H·W·C) images).
     x = ConvTranspose4x4Stride2(channels, name=f'ConvTranspose_{n - 1}')(x)
-    return _output(x, self.output)
+    return output_activation(x, self.output)
 
 
 class DCGANDiscriminator(nn.Module):
@@ -280,82 +179,3 @@ class DCGANDiscriminator(nn.Module):
       embed = nn.Embed(self.num_classes, features.shape[-1], embedding_init=nn.initializers.normal(0.02))
       logit = logit + jnp.sum(embed(labels) * features, axis=-1)
     return logit
-
-
-class ToyMLPGenerator(nn.Module):
-  """A small MLP G for low-dimensional synthetic data."""
-  out_shape: Sequence[int]
-  output: str = 'linear'
-  hidden: int = 128
-  depth: int = 2
-  num_classes: int = 0
-
-  @nn.compact
-  def __call__(self, z, labels=None, cond=None):
-    h = with_label(z, labels, self.num_classes, cond)
-    for _ in range(self.depth):
-      h = nn.relu(nn.Dense(self.hidden)(h))
-    x = nn.Dense(int(np.prod(self.out_shape)))(h)
-    return _output(x, self.output).reshape(z.shape[:-1] + tuple(self.out_shape))
-
-
-class ToyMLPDiscriminator(nn.Module):
-  """A small MLP D for low-dimensional synthetic data."""
-  hidden: int = 128
-  depth: int = 2
-  num_classes: int = 0
-
-  @nn.compact
-  def __call__(self, x, labels=None, cond=None, train: bool = False):
-    del train
-    h = with_label(x.reshape(x.shape[0], -1), labels, self.num_classes, cond)
-    for _ in range(self.depth):
-      h = nn.leaky_relu(nn.Dense(self.hidden)(h), 0.2)
-    return nn.Dense(1)(h)[:, 0]
-
-
-class MLPEncoder(nn.Module):
-  """E(x): pixels → a code of G's noise size (the inference network of §7 item 2): ReLU layers,
-  a linear code (BiGAN's permutation-invariant MNIST encoder, without batch normalisation so
-  that examples stay independent)."""
-  code_dim: int
-  hidden: int = 1024
-  depth: int = 2
-
-  @nn.compact
-  def __call__(self, x):
-    h = x.reshape(x.shape[0], -1)
-    for _ in range(self.depth):
-      h = nn.leaky_relu(nn.Dense(self.hidden)(h), 0.2)
-    return nn.Dense(self.code_dim)(h)
-
-
-GENERATORS = {'paper_mlp': PaperMLPGenerator, 'dcgan': DCGANGenerator, 'toy_mlp': ToyMLPGenerator}
-DISCRIMINATORS = {'paper_maxout': PaperMaxoutDiscriminator, 'dcgan': DCGANDiscriminator,
-                  'toy_mlp': ToyMLPDiscriminator}
-
-
-ENCODERS = {'mlp': MLPEncoder}
-
-
-def make_encoder(model_config):
-  """E for the games that infer z from x (train.game='bigan'), from model.encoder/e_kwargs."""
-  name = model_config.encoder
-  if name not in ENCODERS:
-    raise UserError(f'model.encoder={name!r} is unknown; choose one of {sorted(ENCODERS)}.')
-  return ENCODERS[name](code_dim=model_config.noise_dim, **model_config.get('e_kwargs', {}))
-
-
-def make_models(model_config, data_shape):
-  """(G, D) modules from the config's registry names and keyword arguments; conditional on the
-  class label when model.num_classes > 0 (§7 item 1 of the paper)."""
-  g_name, d_name = model_config.generator, model_config.discriminator
-  if g_name not in GENERATORS:
-    raise UserError(f'model.generator={g_name!r} is unknown; choose one of {sorted(GENERATORS)}.')
-  if d_name not in DISCRIMINATORS:
-    raise UserError(f'model.discriminator={d_name!r} is unknown; choose one of {sorted(DISCRIMINATORS)}.')
-  cond = {'num_classes': model_config.num_classes} if model_config.get('num_classes') else {}
-  g = GENERATORS[g_name](out_shape=tuple(data_shape), output=model_config.g_output,
-                         **model_config.get('g_kwargs', {}), **cond)
-  d = DISCRIMINATORS[d_name](**model_config.get('d_kwargs', {}), **cond)
-  return g, d

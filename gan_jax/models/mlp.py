@@ -1,0 +1,101 @@
+"""The MLP players: the released MNIST pair (ReLU G, maxout D), small MLPs for the synthetic
+densities, and the encoder of the inference game."""
+from typing import Sequence
+
+import flax.linen as nn
+import numpy as np
+
+from gan_jax.models.layers import Maxout, output_activation, symmetric_uniform, with_label
+
+
+class PaperMLPGenerator(nn.Module):
+  """The released MNIST G: z → 1200 ReLU → 1200 ReLU → sigmoid pixels, weights U(±0.05)."""
+  out_shape: Sequence[int]
+  output: str = 'sigmoid'
+  hidden: int = 1200
+  init_range: float = 0.05
+  num_classes: int = 0  # > 0: G(z, y), the one-hot label beside z
+
+  @nn.compact
+  def __call__(self, z, labels=None, cond=None):
+    init = symmetric_uniform(self.init_range)
+    h = nn.relu(nn.Dense(self.hidden, kernel_init=init)(with_label(z, labels, self.num_classes, cond)))
+    h = nn.relu(nn.Dense(self.hidden, kernel_init=init)(h))
+    x = nn.Dense(int(np.prod(self.out_shape)), kernel_init=init, name='out')(h)
+    return output_activation(x, self.output).reshape(z.shape[:-1] + tuple(self.out_shape))
+
+
+class PaperMaxoutDiscriminator(nn.Module):
+  """The released MNIST D: maxout 240×5 → maxout 240×5 → 1, weights U(±0.005).
+
+  Dropout keeps 0.8 of the input and 0.5 of each hidden layer's input (inverted scaling, as the
+  released code's input_scales 1.25 and 2).
+  """
+  units: int = 240
+  pieces: int = 5
+  init_range: float = 0.005
+  input_drop: float = 0.2
+  hidden_drop: float = 0.5
+  num_classes: int = 0  # > 0: D(x, y), the one-hot label beside the (dropped-out) pixels
+  num_outputs: int = 1  # > 1: that many logits per example (a K-class D, games/semi_supervised.py)
+
+  @nn.compact
+  def __call__(self, x, labels=None, cond=None, train: bool = False):
+    h = x.reshape(x.shape[0], -1)
+    h = nn.Dropout(self.input_drop, deterministic=not train)(h)
+    h = with_label(h, labels, self.num_classes, cond)  # the condition itself is never dropped
+    h = Maxout(self.units, self.pieces, self.init_range)(h)
+    h = nn.Dropout(self.hidden_drop, deterministic=not train)(h)
+    h = Maxout(self.units, self.pieces, self.init_range)(h)
+    self.sow('intermediates', 'features', h)  # what feature matching matches
+    h = nn.Dropout(self.hidden_drop, deterministic=not train)(h)
+    logits = nn.Dense(self.num_outputs, kernel_init=symmetric_uniform(self.init_range))(h)
+    return logits[:, 0] if self.num_outputs == 1 else logits
+
+
+class ToyMLPGenerator(nn.Module):
+  """A small MLP G for low-dimensional synthetic data."""
+  out_shape: Sequence[int]
+  output: str = 'linear'
+  hidden: int = 128
+  depth: int = 2
+  num_classes: int = 0
+
+  @nn.compact
+  def __call__(self, z, labels=None, cond=None):
+    h = with_label(z, labels, self.num_classes, cond)
+    for _ in range(self.depth):
+      h = nn.relu(nn.Dense(self.hidden)(h))
+    x = nn.Dense(int(np.prod(self.out_shape)))(h)
+    return output_activation(x, self.output).reshape(z.shape[:-1] + tuple(self.out_shape))
+
+
+class ToyMLPDiscriminator(nn.Module):
+  """A small MLP D for low-dimensional synthetic data."""
+  hidden: int = 128
+  depth: int = 2
+  num_classes: int = 0
+
+  @nn.compact
+  def __call__(self, x, labels=None, cond=None, train: bool = False):
+    del train
+    h = with_label(x.reshape(x.shape[0], -1), labels, self.num_classes, cond)
+    for _ in range(self.depth):
+      h = nn.leaky_relu(nn.Dense(self.hidden)(h), 0.2)
+    return nn.Dense(1)(h)[:, 0]
+
+
+class MLPEncoder(nn.Module):
+  """E(x): pixels → a code of G's noise size (the inference network of §7 item 2): ReLU layers,
+  a linear code (BiGAN's permutation-invariant MNIST encoder, without batch normalisation so
+  that examples stay independent)."""
+  code_dim: int
+  hidden: int = 1024
+  depth: int = 2
+
+  @nn.compact
+  def __call__(self, x):
+    h = x.reshape(x.shape[0], -1)
+    for _ in range(self.depth):
+      h = nn.leaky_relu(nn.Dense(self.hidden)(h), 0.2)
+    return nn.Dense(self.code_dim)(h)
