@@ -40,7 +40,7 @@ def inpainting_metrics(exp, g_params, cache: dict, split: str, kinds=('bottom', 
   if labels is None or images.shape[1:] != (28, 28, 1):
     return {}
   n = min(cfg.eval.num_samples, len(images))
-  x = jnp.asarray(images[:n] if cfg.data.scale == 'unit' else images[:n] * 2 - 1)
+  x = jnp.asarray(data.from_unit(images[:n], cfg.data.scale))
   params = classifier.load_or_train(default_classifier_path(cfg), lambda: _classifier_training_data(exp),
                                     images, labels, epochs=cfg.eval.classifier_epochs)
   complete = jax.jit(lambda p, x, m, z: inpainting.complete(exp.spec, p, x, m, z))
@@ -74,9 +74,8 @@ def bigan_metrics(exp, players, cache: dict, split: str, figure=None) -> dict:
   train_source = data.open_split(cfg.data, cfg.data.train_split, cfg.seed)
   if labels is None or train_source.labels is None:
     return {}
-  to_model = lambda u: u if cfg.data.scale == 'unit' else u * 2 - 1
   encode = jax.jit(lambda p, x: exp.spec.e.apply(p, x))
-  codes = lambda u: np.concatenate([np.asarray(encode(players['e'], to_model(u[i:i + 1000])))
+  codes = lambda u: np.concatenate([np.asarray(encode(players['e'], data.from_unit(u[i:i + 1000], cfg.data.scale)))
                                     for i in range(0, len(u), 1000)])
   train_images = np.concatenate([data.scale(c, 'unit') for c in train_source.chunks()])
   train_codes, codes_held_out = codes(train_images), codes(images)
@@ -101,7 +100,7 @@ def bigan_metrics(exp, players, cache: dict, split: str, figure=None) -> dict:
 def semi_supervised_metrics(exp, d_params, cache: dict, split: str) -> dict:
   """§7 item 4: D as a classifier (argmax of its K logits, no dropout) on the held-out `split`."""
   images, labels = _held_out_split(exp, cache, split)
-  x = images if exp.config.data.scale == 'unit' else images * 2 - 1
+  x = data.from_unit(images, exp.config.data.scale)
   logits = jax.jit(lambda p, x: exp.spec.d.apply(p, x))
   predicted = np.concatenate([np.asarray(jnp.argmax(logits(d_params, x[i:i + 1000]), -1)) for i in range(0, len(x), 1000)])
   errors = int(np.sum(predicted != labels))

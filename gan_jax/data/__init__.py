@@ -7,7 +7,7 @@ batches from it through grain; `load_unit_split` reads a small split whole (eval
 import os
 
 from gan_jax.data import folder, pipeline, synthetic, tfds_source
-from gan_jax.data.pipeline import scale, to_unit  # noqa: F401  (the public names)
+from gan_jax.data.pipeline import from_unit, scale, to_unit  # noqa: F401  (the public names)
 
 SYNTHETIC = synthetic.NAMES
 

@@ -35,6 +35,11 @@ def to_unit(x, kind: str):
   return (x + 1.0) / 2.0 if kind == 'symmetric' else x
 
 
+def from_unit(x, kind: str):
+  """[0, 1] pixels into the model's range: to_unit's inverse."""
+  return x * 2.0 - 1.0 if kind == 'symmetric' else x
+
+
 class _ReadRows:
   """[k, global_batch] indices → this host's rows of the examples, [local, k, b, ...]."""
 
