@@ -78,17 +78,6 @@ flags.DEFINE_bool('torch', True, 'Also time PyTorch (needs torch installed).')
 flags.DEFINE_string('platform', None, 'JAX platform (cpu, gpu); torch uses cuda when gpu.')
 
 FUSED_N = 10  # the MNIST configs' train.steps_per_call
-PEAK_N, PEAK_REPS = 2048, 10
-
-
-def limit_isa(isa: str):
-  """Both libraries read these once, when they load: set them before either is imported."""
-  if isa != 'avx2':
-    return
-  os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') + ' --xla_cpu_max_isa=AVX2').strip()
-  os.environ['ATEN_CPU_CAPABILITY'] = 'avx2'
-  os.environ['ONEDNN_MAX_CPU_ISA'] = 'AVX2'
-  os.environ['MKL_ENABLE_INSTRUCTIONS'] = 'AVX2'
 
 
 def jax_setup():
@@ -135,33 +124,6 @@ def xla_flops(exp, batch) -> float:
   cost = lowered.compile().cost_analysis()
   cost = cost[0] if isinstance(cost, list) else cost
   return float(cost.get('flops', float('nan')))
-
-
-def best_rate(fn, flop: float, reps: int) -> float:
-  """FLOP/s of the fastest of `reps` calls: the least disturbed one on a shared machine."""
-  fn()
-  best = min(timing.time_calls(fn, 1)[0] for _ in range(reps))
-  return flop / best
-
-
-def jax_peak() -> float:
-  """Measured fp32 FLOP/s of a large matmul: this machine's practical peak for XLA."""
-  import jax
-  import jax.numpy as jnp
-  a = jnp.ones((PEAK_N, PEAK_N), jnp.float32)
-  f = jax.jit(lambda x: x @ x)
-  return best_rate(lambda: f(a).block_until_ready(), 2 * PEAK_N ** 3, PEAK_REPS)
-
-
-def torch_peak(dev: str) -> float:
-  import torch
-  a = torch.ones(PEAK_N, PEAK_N, device=dev)
-
-  def mm():
-    torch.mm(a, a)
-    if dev == 'cuda':
-      torch.cuda.synchronize()
-  return best_rate(mm, 2 * PEAK_N ** 3, PEAK_REPS)
 
 
 def torch_setup(dev: str):
@@ -254,22 +216,6 @@ def fmt(comp: Comparison, med, lo, hi) -> str:
   return f'{med:.1f}% [{lo:.1f}, {hi:.1f}]' if comp.cost else f'{med:.2f} [{lo:.2f}, {hi:.2f}]'
 
 
-def isa_facts(torch_mod):
-  """(xla limit, torch limit, lines to print): what each side was held to."""
-  native = timing.cpu_isa()
-  xla = timing.xla_max_isa()
-  lines = [f'XLA: {"held to " + xla + " (XLA_FLAGS --xla_cpu_max_isa)" if xla else "not limited (the CPU has " + native + ")"}']
-  xla = (xla or native).lower()
-  if torch_mod is None:
-    return xla, None, lines
-  aten = torch_mod.backends.cpu.get_cpu_capability().lower()
-  env = lambda k: os.environ.get(k) or 'unset (native)'
-  lines.append(f'PyTorch: ATen kernels {aten} (ATEN_CPU_CAPABILITY {env("ATEN_CPU_CAPABILITY")}), '
-               f'oneDNN ONEDNN_MAX_CPU_ISA {env("ONEDNN_MAX_CPU_ISA")}, MKL MKL_ENABLE_INSTRUCTIONS '
-               f'{env("MKL_ENABLE_INSTRUCTIONS")}')
-  return xla, aten, lines
-
-
 def report(comps, steps, flops, peaks, isa, torch_version):
   import jax
   device = jax.devices()[0]
@@ -292,8 +238,8 @@ def report(comps, steps, flops, peaks, isa, torch_version):
           f'{summary[c.key]:<22}{per_round}')
   jax_pk, torch_pk = peaks
   share = lambda name, peak: 100 * flops * first_rate(comps, name) / peak
-  print(f'\nXLA FLOPs per step: {flops / 1e9:.2f} GFLOP. Measured fp32 matmul peak ({PEAK_N}², best of '
-        f'{PEAK_REPS}): jax {jax_pk / 1e9:.0f} GFLOP/s' + (f', torch {torch_pk / 1e9:.0f} GFLOP/s' if torch_pk else ''))
+  print(f'\nXLA FLOPs per step: {flops / 1e9:.2f} GFLOP. Measured fp32 matmul peak ({timing.PEAK_N}², best of '
+        f'{timing.PEAK_REPS}): jax {jax_pk / 1e9:.0f} GFLOP/s' + (f', torch {torch_pk / 1e9:.0f} GFLOP/s' if torch_pk else ''))
   print(f'share of its library\'s peak: gan_jax {share("resident", jax_pk):.0f}% (1 step/dispatch), '
         f'{share("fused", jax_pk):.0f}% ({FUSED_N}/dispatch)' +
         (f'; PyTorch {share("torch", torch_pk):.0f}% (credited with XLA\'s FLOP count)' if torch_pk else ''))
@@ -309,7 +255,7 @@ def report(comps, steps, flops, peaks, isa, torch_version):
 
 def main(argv):
   del argv
-  limit_isa(FLAGS.isa)
+  timing.limit_isa(FLAGS.isa)
   if FLAGS.torch and importlib.util.find_spec('torch') is None:
     print('error: torch is not installed (the PyTorch baseline): pip install -r benchmarks/requirements-bench.txt, '
           'or pass --notorch to time gan_jax alone', file=sys.stderr)
@@ -333,8 +279,8 @@ def main(argv):
     t0 = time.perf_counter()
     run(c, fns, per_call, steps)
     print(f'{c.key}: {time.perf_counter() - t0:.0f} s', file=sys.stderr, flush=True)
-  peaks = (jax_peak(), torch_peak(dev) if FLAGS.torch else None)
-  report(comps, steps, flops, peaks, isa_facts(torch_mod), torch_version)
+  peaks = (timing.jax_peak(), timing.torch_peak(dev) if FLAGS.torch else None)
+  report(comps, steps, flops, peaks, timing.isa_facts(torch_mod), torch_version)
 
 
 if __name__ == '__main__':

@@ -73,3 +73,72 @@ def median_interval(ratios, resamples: int):
   rng = np.random.default_rng(BOOTSTRAP_SEED)
   medians = np.median(r[rng.integers(0, len(r), (resamples, len(r)))], axis=1)
   return float(np.median(r)), float(np.percentile(medians, 2.5)), float(np.percentile(medians, 97.5))
+
+
+def round_robin(fns: dict, calls: dict, rounds: int, warmup: dict):
+  """[{name: (wall, cpu)}] per round: `interleaved` for any number of sides. Round r starts at side
+  r mod n, so that no side always follows the same one; the warm-up calls of each are untimed."""
+  for name, fn in fns.items():
+    time_calls(fn, warmup[name])
+  names, out = list(fns), []
+  for r in range(rounds):
+    order = names[r % len(names):] + names[:r % len(names)]
+    out.append({name: time_calls(fns[name], calls[name]) for name in order})
+  return out
+
+
+# What each library reads once, when it loads, to limit its vector ISA: set before either imports.
+AVX2_ENV = {'XLA_FLAGS': '--xla_cpu_max_isa=AVX2', 'ATEN_CPU_CAPABILITY': 'avx2',
+            'ONEDNN_MAX_CPU_ISA': 'AVX2', 'MKL_ENABLE_INSTRUCTIONS': 'AVX2'}
+PEAK_N, PEAK_REPS = 2048, 10
+
+
+def limit_isa(isa: str):
+  """'avx2': hold XLA and PyTorch to AVX2 (before either is imported); 'native': leave them."""
+  if isa != 'avx2':
+    return
+  for key, value in AVX2_ENV.items():
+    os.environ[key] = (os.environ.get(key, '') + ' ' + value).strip() if key == 'XLA_FLAGS' else value
+
+
+def isa_facts(torch_mod=None):
+  """(XLA's ISA, torch's ATen ISA or None, lines to print): what each side was held to."""
+  native = cpu_isa()
+  xla = xla_max_isa()
+  lines = [f'XLA: {"held to " + xla + " (XLA_FLAGS --xla_cpu_max_isa)" if xla else "not limited (the CPU has " + native + ")"}']
+  xla = (xla or native).lower()
+  if torch_mod is None:
+    return xla, None, lines
+  aten = torch_mod.backends.cpu.get_cpu_capability().lower()
+  env = lambda k: os.environ.get(k) or 'unset (native)'
+  lines.append(f'PyTorch: ATen kernels {aten} (ATEN_CPU_CAPABILITY {env("ATEN_CPU_CAPABILITY")}), '
+               f'oneDNN ONEDNN_MAX_CPU_ISA {env("ONEDNN_MAX_CPU_ISA")}, MKL MKL_ENABLE_INSTRUCTIONS '
+               f'{env("MKL_ENABLE_INSTRUCTIONS")}')
+  return xla, aten, lines
+
+
+def best_rate(fn, flop: float, reps: int) -> float:
+  """FLOP/s of the fastest of `reps` calls: the least disturbed one on a shared machine."""
+  fn()
+  return flop / min(time_calls(fn, 1)[0] for _ in range(reps))
+
+
+def jax_peak() -> float:
+  """Measured fp32 FLOP/s of a large matmul: this machine's practical peak for XLA."""
+  import jax
+  import jax.numpy as jnp
+  a = jnp.ones((PEAK_N, PEAK_N), jnp.float32)
+  f = jax.jit(lambda x: x @ x)
+  return best_rate(lambda: f(a).block_until_ready(), 2 * PEAK_N ** 3, PEAK_REPS)
+
+
+def torch_peak(dev: str) -> float:
+  """The same for PyTorch on `dev` ('cpu' or 'cuda')."""
+  import torch
+  a = torch.ones(PEAK_N, PEAK_N, device=dev)
+
+  def mm():
+    torch.mm(a, a)
+    if dev == 'cuda':
+      torch.cuda.synchronize()
+  return best_rate(mm, 2 * PEAK_N ** 3, PEAK_REPS)
