@@ -53,6 +53,22 @@ def test_fashion_mnist_from_the_official_archives(fashion_mnist_dir, tfds_dir):
   assert np.array_equal(np.bincount(test.labels), [1000] * 10)
 
 
+def test_two_runs_preparing_one_dataset_at_once_both_start(fashion_mnist_dir, tmp_path):
+  """Two runs started together on unprepared data (the README's conv pair) both prepare it; tfds'
+  final rename failed for the second ("already exists") until preparing took a lock."""
+  import subprocess
+  import sys
+  code = ('import sys; from gan_jax.data import tfds_source; '
+          'b = tfds_source.prepare("fashion_mnist", sys.argv[1], sys.argv[2]); print(b.is_prepared())')
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  runs = [subprocess.Popen([sys.executable, '-c', code, str(tmp_path / 'tfds'), fashion_mnist_dir], cwd=root,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+  outs = [r.communicate(timeout=300) for r in runs]
+  for r, (out, err) in zip(runs, outs):
+    assert r.returncode == 0 and out.strip().splitlines()[-1] == 'True', err[-800:]
+  assert sum('Waiting for another process preparing' in err for _, err in outs) <= 1
+
+
 def test_cifar10_on_tfds_mock_data(tmp_path, cifar10_mock):
   c = default.get_config()
   c.data.name, c.data.cache_dir = 'cifar10', str(tmp_path / 'cache')

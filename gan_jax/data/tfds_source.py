@@ -5,6 +5,8 @@ mnist, fashion_mnist and cifar10 are prepared by the project's TF-free builders
 registry. Before tfds is allowed to download, the download host is probed for a few seconds:
 offline, tfds would otherwise sit in minutes of DNS retries and end in a bare traceback.
 """
+import contextlib
+import fcntl
 import hashlib
 import os
 import socket
@@ -116,16 +118,41 @@ def prepare(name: str, data_dir: Optional[str], manual_dir: Optional[str]):
       raise UserError(f'{name} is not prepared in {where} and cannot be downloaded ({why}): put '
                       f'{files} in a directory and pass --config.data.manual_dir=DIR, or prepare it '
                       'on a machine with network and pass --config.data.data_dir=DIR.')
-  progress.log('Preparing %s into %s (once).', name, builder.data_dir)
-  try:
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
-  except UserError:
-    raise
-  except Exception as e:  # tfds raises many types (network, missing TF for some builders, ...)
-    raise UserError(f'preparing {name} into {where} failed ({type(e).__name__}: {str(e)[:300]}). '
-                    'Prepare it elsewhere with `tfds build ' + name + ' --file_format=array_record` '
-                    'and pass --config.data.data_dir=DIR.') from None
+  with _one_preparer(builder, name):
+    builder = builder_for(name, data_dir)  # what another process prepared meanwhile counts
+    if builder.is_prepared():
+      return builder
+    progress.log('Preparing %s into %s (once).', name, builder.data_dir)
+    try:
+      builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    except UserError:
+      raise
+    except Exception as e:  # tfds raises many types (network, missing TF for some builders, ...)
+      raise UserError(f'preparing {name} into {where} failed ({type(e).__name__}: {str(e)[:300]}). '
+                      'Prepare it elsewhere with `tfds build ' + name + ' --file_format=array_record` '
+                      'and pass --config.data.data_dir=DIR.') from None
   return builder
+
+
+@contextlib.contextmanager
+def _one_preparer(builder, name: str):
+  """Holds a lock beside the dataset's prepared files while preparing it: two runs started at once
+  (the README's conv pair) would both prepare, and tfds' final rename fails for the second
+  ("Destination ... already exists"). The second waits, then finds the dataset prepared."""
+  folder = os.path.dirname(os.fspath(builder.data_dir))
+  try:
+    os.makedirs(folder, exist_ok=True)
+    lock = open(os.path.join(folder, '.gan_jax_prepare.lock'), 'w')
+  except OSError:  # not a local directory (e.g. a bucket): no lock to take
+    yield
+    return
+  with lock:
+    try:
+      fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      progress.log('Waiting for another process preparing %s into %s.', name, folder)
+      fcntl.flock(lock, fcntl.LOCK_EX)
+    yield
 
 
 def open_records(data_config, split: str) -> records.Records:
