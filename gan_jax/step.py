@@ -132,7 +132,8 @@ def sampling_params(state: GANState):
   return state.g_params if state.g_ema is None else state.g_ema
 
 
-def _pmean(spec, tree):
+def pmean(spec, tree):
+  """The mean over the data-parallel devices (the identity on one, outside pmap)."""
   return jax.lax.pmean(tree, spec.axis_name) if spec.axis_name else tree
 
 
@@ -201,14 +202,14 @@ def _fake_logits(spec, g_params, d_params, key, batch_size):
 def _d_grads(spec, state, real, key):
   (loss, metrics), grads = jax.value_and_grad(spec.game.d_loss, argnums=1, has_aux=True)(
       spec, state.d_params, state.g_params, as_batch(real), key)
-  grads = _pmean(spec, grads)
+  grads = pmean(spec, grads)
   return grads, {'d_loss': loss, **metrics, 'd_grad_norm': optax.tree.norm(grads)}
 
 
 def _g_grads(spec, state, real, key):
   (loss, metrics), grads = jax.value_and_grad(spec.game.g_loss, argnums=1, has_aux=True)(
       spec, state.g_params, state.d_params, real, key)
-  grads = _pmean(spec, grads)
+  grads = pmean(spec, grads)
   return grads, {'g_loss': loss, **metrics, 'g_grad_norm': optax.tree.norm(grads)}
 
 
@@ -282,7 +283,7 @@ def train_step(spec: GANSpec, state: GANState, batch):
     last = jax.tree.map(lambda a: a[-1], batch)
     state, g_metrics = g_update(spec, state, keys[-1], batch['image'].shape[1], last)
     metrics = {**jax.tree.map(jnp.mean, d_metrics), **g_metrics}
-  return state.replace(step=state.step + 1), _pmean(spec, metrics)
+  return state.replace(step=state.step + 1), pmean(spec, metrics)
 
 
 def make_p_train_step(spec: GANSpec, devices=None) -> Callable:

@@ -47,5 +47,8 @@ class SemiSupervised(step.PaperGame):
     x, b = real['image'], real['image'].shape[0]
     _, real_features = class_logits(spec, d_params, x, step.example_keys(spec, key, b, 1))
     _, fake_features = self._fake(spec, g_params, d_params, key, b)
-    gap = jax.lax.stop_gradient(jnp.mean(real_features, 0)) - jnp.mean(fake_features, 0)
+    # The global batch's mean features on every device, not each device's own: the squared gap
+    # of per-device means is not the gap of the batch's means, so N devices would train another G.
+    mean = lambda f: step.pmean(spec, jnp.mean(f, 0))
+    gap = jax.lax.stop_gradient(mean(real_features)) - mean(fake_features)
     return jnp.mean(gap ** 2), {}
