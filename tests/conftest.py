@@ -63,3 +63,16 @@ def tiny_paper_config(config):
   config.model.g_kwargs.hidden = 64
   config.model.d_kwargs.units = 16
   return config
+
+
+def steps_on_devices(spec, state, batches, n):
+  """(state, metrics) after one data-parallel step per batch on the first n devices. Each batch
+  is [k, global batch, ...] (or a dict of such arrays) and is split device-major, as the input
+  pipeline splits it: devices see [n, k, global batch / n, ...]."""
+  from gan_jax import parallel, step
+  p_step = step.make_p_train_step(spec, jax.local_devices()[:n])
+  rstate, metrics = parallel.replicate(state, n), None
+  for batch in batches:
+    local = jax.tree.map(lambda v: v.reshape((v.shape[0], n, v.shape[1] // n) + v.shape[2:]).swapaxes(0, 1), batch)
+    rstate, metrics = p_step(rstate, local)
+  return parallel.unreplicate(rstate), parallel.unreplicate(metrics)

@@ -4,7 +4,6 @@ classifies test digits far above chance, and a resumed run equal to an uninterru
 import json
 
 import chex
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -12,7 +11,7 @@ from configs import mnist_semi_supervised
 from gan_jax import game_metrics, step, train
 from gan_jax.data import pipeline, synthetic
 from gan_jax.games import semi_supervised
-from tests.conftest import tiny_paper_config
+from tests.conftest import steps_on_devices, tiny_paper_config
 
 
 def test_losses_are_salimans_formulas_by_hand(monkeypatch):
@@ -91,7 +90,7 @@ def test_semi_supervised_run_resumed_equals_uninterrupted_bit_for_bit(mnist_dir,
 def test_one_device_equals_four_devices():
   """Feature matching matches the global batch's mean features: three steps on 4 devices (each
   with a quarter of the data, the labelled examples split alike) equal three steps on 1."""
-  from gan_jax import models, parallel
+  from gan_jax import models
   from gan_jax.optim import make_optimizer
   c = tiny_paper_config(mnist_semi_supervised.get_config())
   shape = (28, 28, 1)
@@ -103,13 +102,6 @@ def test_one_device_equals_four_devices():
   batches = [{'image': rng.uniform(size=(1, 32) + shape).astype(np.float32),
               'labelled_image': rng.uniform(size=(1, 8) + shape).astype(np.float32),
               'labelled_label': rng.integers(0, 10, (1, 8)).astype(np.int32)} for _ in range(3)]
-  results = {}
-  for n in (1, 4):
-    p_step = step.make_p_train_step(spec, jax.local_devices()[:n])
-    rstate = parallel.replicate(state, n)
-    for batch in batches:  # device-major split of every global array, as the input pipeline does
-      local = {k: v.reshape((1, n, v.shape[1] // n) + v.shape[2:]).swapaxes(0, 1) for k, v in batch.items()}
-      rstate, metrics = p_step(rstate, local)
-    results[n] = parallel.unreplicate(rstate)
+  results = {n: steps_on_devices(spec, state, batches, n)[0] for n in (1, 4)}
   chex.assert_trees_all_close(results[1].g_params, results[4].g_params, rtol=1e-4, atol=1e-6)
   chex.assert_trees_all_close(results[1].d_params, results[4].d_params, rtol=1e-4, atol=1e-6)

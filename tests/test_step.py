@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from configs import mnist
-from gan_jax import models, parallel, step
+from gan_jax import models, step
 from gan_jax.optim import make_optimizer
-from tests.conftest import tiny_paper_config
+from tests.conftest import steps_on_devices, tiny_paper_config
 
 SHAPE = (28, 28, 1)
 
@@ -101,18 +101,9 @@ def test_one_device_equals_four_devices(update):
   k = 2 if update == 'alternating' else 1
   spec = make_spec(k, update)
   state = step.create_state(spec, 0, SHAPE, np.full(SHAPE, 0.2))
-  devices = jax.local_devices()
-  assert len(devices) >= 4, 'conftest asks for 4 CPU devices'
-  results = {}
-  for n in (1, 4):
-    p_step = step.make_p_train_step(spec, devices[:n])
-    rstate = parallel.replicate(state, n)
-    for i in range(3):
-      batch = real_batches(k, 32, seed=i)
-      # device-major split of the global batch, as the input pipeline does
-      local = batch.reshape((k, n, 32 // n) + SHAPE).swapaxes(0, 1)
-      rstate, metrics = p_step(rstate, local)
-    results[n] = (parallel.unreplicate(rstate), parallel.unreplicate(metrics))
+  assert len(jax.local_devices()) >= 4, 'conftest asks for 4 CPU devices'
+  batches = [real_batches(k, 32, seed=i) for i in range(3)]
+  results = {n: steps_on_devices(spec, state, batches, n) for n in (1, 4)}
   assert_trees_close(results[1][0].g_params, results[4][0].g_params, rtol=1e-4, atol=1e-6)
   assert_trees_close(results[1][0].d_params, results[4][0].d_params, rtol=1e-4, atol=1e-6)
   assert_trees_close(results[1][1], results[4][1], rtol=1e-4, atol=1e-5)
