@@ -76,17 +76,11 @@ from benchmarks import timing  # noqa: E402
 FLAGS = flags.FLAGS
 flags.DEFINE_list('configs', ['cifar10', 'mnist_dcgan'], 'Configs to time, by name in configs/ '
                   '(or path); each must use the dcgan pair.')
-flags.DEFINE_integer('rounds', 7, 'Timed rounds (every side once per round).', lower_bound=5)
-flags.DEFINE_integer('steps', 20, 'Training steps per side per round; rounded up to a multiple of '
-                     'train.steps_per_call.')
-flags.DEFINE_integer('warmup', 5, 'Untimed steps of each side after its first (compiling) call.')
-flags.DEFINE_integer('bootstrap', 10_000, 'Bootstrap resamples for the interval of the median ratio.')
-flags.DEFINE_integer('threads', os.cpu_count(), 'PyTorch CPU threads; XLA uses every core, so '
-                     'the default (all cores) makes them equal.')
-flags.DEFINE_enum('isa', 'native', ['native', 'avx2'], 'avx2: hold XLA and PyTorch to AVX2 (see '
-                  'step_speed.py); native: whatever the environment says.')
+timing.define_flags(20, 5, 'Timed rounds (every side once per round).',
+                    'Training steps per side per round; rounded up to a multiple of '
+                    'train.steps_per_call.',
+                    'Untimed steps of each side after its first (compiling) call.')
 flags.DEFINE_bool('compile', True, 'Also time the step under torch.compile.')
-flags.DEFINE_string('platform', None, 'JAX platform (cpu, gpu); torch uses cuda when gpu.')
 
 # The stored image shape of each dataset the dcgan configs name: the benchmark reads no data, and
 # the library learns shapes only from an opened split.

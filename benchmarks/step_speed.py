@@ -63,19 +63,13 @@ sys.path.insert(0, ROOT)
 from benchmarks import timing  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer('rounds', 7, 'Timed rounds per comparison (A then B each round).', lower_bound=5)
-flags.DEFINE_integer('steps', 100, 'Training steps per side per round; rounded up to a multiple of 10 '
-                     '(the fused side runs 10 per dispatch).')
-flags.DEFINE_integer('warmup', 30, 'Untimed steps of each side before a comparison\'s rounds.')
-flags.DEFINE_integer('bootstrap', 10_000, 'Bootstrap resamples for the interval of the median ratio.')
-flags.DEFINE_integer('threads', os.cpu_count(), 'PyTorch CPU threads; XLA uses every core, so '
-                     'the default (all cores) makes them equal.')
-flags.DEFINE_enum('isa', 'native', ['native', 'avx2'], 'avx2: hold XLA and PyTorch to AVX2 (see the '
-                  'docstring); native: whatever the environment says (by default the CPU\'s widest).')
+timing.define_flags(100, 30, 'Timed rounds per comparison (A then B each round).',
+                    'Training steps per side per round; rounded up to a multiple of 10 (the fused '
+                    'side runs 10 per dispatch).',
+                    'Untimed steps of each side before a comparison\'s rounds.')
 flags.DEFINE_string('manual_dir', None, 'Official MNIST archives (for the real-input timing).')
 flags.DEFINE_string('data_dir', None, 'tfds data_dir (prepared data).')
 flags.DEFINE_bool('torch', True, 'Also time PyTorch (needs torch installed).')
-flags.DEFINE_string('platform', None, 'JAX platform (cpu, gpu); torch uses cuda when gpu.')
 
 FUSED_N = 10  # the MNIST configs' train.steps_per_call
 

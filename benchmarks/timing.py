@@ -142,3 +142,17 @@ def torch_peak(dev: str) -> float:
     if dev == 'cuda':
       torch.cuda.synchronize()
   return best_rate(mm, 2 * PEAK_N ** 3, PEAK_REPS)
+
+
+def define_flags(steps: int, warmup: int, rounds_help: str, steps_help: str, warmup_help: str):
+  """The flags every comparison script takes (absl), with that script's defaults and wording."""
+  from absl import flags
+  flags.DEFINE_integer('rounds', 7, rounds_help, lower_bound=5)
+  flags.DEFINE_integer('steps', steps, steps_help)
+  flags.DEFINE_integer('warmup', warmup, warmup_help)
+  flags.DEFINE_integer('bootstrap', 10_000, 'Bootstrap resamples for the interval of the median ratio.')
+  flags.DEFINE_integer('threads', os.cpu_count(), 'PyTorch CPU threads; XLA uses every core, so '
+                       'the default (all cores) makes them equal.')
+  flags.DEFINE_enum('isa', 'native', ['native', 'avx2'], 'avx2: hold XLA and PyTorch to AVX2 '
+                    '(AVX2_ENV); native: whatever the environment says (by default the CPU\'s widest).')
+  flags.DEFINE_string('platform', None, 'JAX platform (cpu, gpu); torch uses cuda when gpu.')
