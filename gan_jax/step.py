@@ -94,6 +94,7 @@ class GANSpec:
   k: int = 1
   update: str = 'alternating'
   ema_decay: float = 0.0  # > 0: keep an EMA of G's weights (sampled at evaluation)
+  ema_start_step: int = 0  # the average begins after this many steps (before: it is G itself)
   data_scale: str = 'none'  # real batches arrive as stored (uint8 images) and are scaled here
   num_classes: int = 0  # > 0: G(z, y) and D(x, y), conditioned on the class label (§7 item 1)
   game: Any = dataclasses.field(default_factory=PaperGame)
@@ -224,8 +225,9 @@ def _apply_g(spec, state, grads):
   g_ema = None
   if state.g_ema is not None:
     # Debiased (as Adam's moments): after t updates, the average of G_1..G_t with weights
-    # ∝ decay^(t-i); the initial G gets no weight, however long the horizon 1/(1-decay).
-    t = (state.step + 1).astype(jnp.float32)
+    # ∝ decay^(t-i); the initial G gets no weight, however long the horizon 1/(1-decay). Counted
+    # from ema_start_step, the G of the first steps gets none either (t = 1 copies G).
+    t = jnp.maximum(state.step + 1 - spec.ema_start_step, 1).astype(jnp.float32)
     step_size = (1 - spec.ema_decay) / (1 - spec.ema_decay ** t)
     g_ema = optax.incremental_update(g_params, state.g_ema, step_size=step_size)
   return state.replace(g_params=g_params, g_opt_state=opt_state, g_ema=g_ema)

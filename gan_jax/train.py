@@ -64,7 +64,7 @@ def build_models(config, source, for_restore: bool = False):
       g_tx=make_optimizer(config.optim.g, max(1, d_updates_per_epoch // config.train.k)),
       d_tx=make_optimizer(config.optim.d, max(1, d_updates_per_epoch)),
       g_loss=config.train.g_loss, k=config.train.k, update=config.train.update_mode,
-      ema_decay=config.train.ema_decay, data_scale=config.data.scale,
+      ema_decay=config.train.ema_decay, ema_start_step=config.train.ema_start_step, data_scale=config.data.scale,
       num_classes=config.model.num_classes, game=games.make_game(config.train.game),
       e=make_encoder(config.model) if config.train.game == 'bigan' else None,
       unsupervised_weight=config.train.unsupervised_weight)

@@ -100,6 +100,8 @@ def validate_config(config) -> None:
     raise UserError(f'train.time_budget_minutes={budget} must be positive (or None for no budget).')
   if not 0.0 <= t.ema_decay < 1.0:
     raise UserError(f'train.ema_decay={t.ema_decay} must be in [0, 1) (0: no moving average of G).')
+  if t.ema_start_step < 0:
+    raise UserError(f'train.ema_start_step={t.ema_start_step} must be >= 0 (the step the average of G begins at).')
   per_call = t.steps_per_call
   if per_call < 1:
     raise UserError(f'train.steps_per_call={per_call} must be >= 1.')

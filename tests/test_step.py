@@ -14,12 +14,12 @@ from tests.conftest import steps_on_devices, tiny_paper_config
 SHAPE = (28, 28, 1)
 
 
-def make_spec(k, update='alternating', g_loss='non_saturating', ema_decay=0.0):
+def make_spec(k, update='alternating', g_loss='non_saturating', ema_decay=0.0, ema_start_step=0):
   c = tiny_paper_config(mnist.get_config())  # paper layers (maxout, dropout) and schedules, narrow
   g, d = models.make_models(c.model, SHAPE)
   return step.GANSpec(g, d, make_optimizer(c.optim.g, 500), make_optimizer(c.optim.d, 500),
                       noise_dim=c.model.noise_dim, noise=c.model.noise, g_loss=g_loss, k=k,
-                      update=update, ema_decay=ema_decay)
+                      update=update, ema_decay=ema_decay, ema_start_step=ema_start_step)
 
 
 def real_batches(k, batch, seed=0):
@@ -154,6 +154,22 @@ def test_ema_of_g_follows_its_recurrence_and_leaves_training_unchanged(update):
   moved = jax.tree.map(lambda a, b: float(np.abs(a - b).max()), states[0].g_params, initial)
   lag = jax.tree.map(lambda a, b: float(np.abs(a - b).max()), states[0].g_params, states[0].g_ema)
   assert max(jax.tree.leaves(lag)) > 0.1 * max(jax.tree.leaves(moved)) > 0  # it does lag behind G
+
+
+def test_ema_started_late_is_g_until_then_and_averages_only_what_follows():
+  decay, start = 0.75, 2
+  fn = jax.jit(functools.partial(step.train_step, make_spec(1, ema_decay=decay, ema_start_step=start)))
+  state = step.create_state(make_spec(1, ema_decay=decay, ema_start_step=start), 0, SHAPE, np.full(SHAPE, 0.2))
+  history = []
+  for t in range(1, 6):
+    state = fn(state, real_batches(1, 16, seed=t))[0]
+    history.append(jax.tree.map(lambda a: np.asarray(a, np.float64), state.g_params))
+    if t <= start:  # the average has not begun: it is G
+      chex.assert_trees_all_equal(state.g_ema, state.g_params)
+  weights = [decay ** (5 - t) for t in range(start + 1, 6)]  # G_3, G_4, G_5; G_1 and G_2 excluded
+  expected = jax.tree.map(lambda *g: (sum(w * x for w, x in zip(weights, g)) / sum(weights)).astype(np.float32),
+                          *history[start:])
+  assert_trees_close(state.g_ema, expected)
 
 
 @pytest.mark.parametrize('kind', ['unit', 'symmetric'])
