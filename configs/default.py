@@ -139,7 +139,7 @@ def dcgan_config(width: int):
   c.model.generator = c.model.discriminator = 'dcgan'
   c.model.noise = 'gaussian'
   c.model.g_output, c.model.g_output_bias = 'tanh', 'none'
-  c.model.g_kwargs = ml_collections.ConfigDict(dict(width=width))
+  c.model.g_kwargs = ml_collections.ConfigDict(dict(width=width, norm_groups=32))
   c.model.d_kwargs = ml_collections.ConfigDict(dict(width=width))
   c.train.batch_size = 64
   c.optim.g = adam(2e-4)

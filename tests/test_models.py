@@ -183,6 +183,31 @@ def test_group_norm_groups_divide_the_channels():
   assert [models.group_norm_groups(c) for c in (1, 8, 12, 48, 64, 96, 256)] == [1, 8, 12, 24, 32, 32, 32]
 
 
+@pytest.mark.parametrize('norm_groups', [32, 1, 0])
+def test_dcgan_generator_norm_groups(norm_groups):
+  """What G's hidden maps are normalized over, read from GroupNorm's outputs: each group of
+  channels (all of them when norm_groups=1) centred per example; a single channel only when the
+  group is one channel (32 groups of a 32-channel map); no GroupNorm at all with 0."""
+  g = models.GENERATORS['dcgan'](out_shape=(28, 28, 1), width=32, norm_groups=norm_groups)
+  z = jax.random.normal(jax.random.PRNGKey(0), (3, 100))
+  params = g.init(jax.random.PRNGKey(1), z)
+  norms = sorted(k for k in params['params'] if k.startswith('GroupNorm'))
+  assert len(norms) == (0 if norm_groups == 0 else 2)
+  _, seen = g.apply(params, z, capture_intermediates=lambda m, _: isinstance(m, nn.GroupNorm),
+                    mutable=['intermediates'])
+  channels = []
+  for name in norms:
+    x = np.asarray(seen['intermediates'][name]['__call__'][0])  # scale 1, bias 0 at init
+    b, h, w, c = x.shape
+    groups = min(norm_groups, c)
+    group_means = x.reshape(b, h, w, groups, c // groups).mean(axis=(1, 2, 4))
+    assert np.abs(group_means).max() < 1e-4, (name, np.abs(group_means).max())
+    per_channel = np.abs(x.mean(axis=(1, 2))).max()
+    assert (per_channel < 1e-4) == (groups == c), (name, groups, c, per_channel)
+    channels.append(c)
+  assert channels == ([] if norm_groups == 0 else [64, 32])
+
+
 @functools.partial(jax.jit, static_argnums=0)
 def _conv_output_and_grads(module_pair, params, x):
   loss = lambda m: lambda p, x: jnp.sum(jnp.sin(m.apply(p, x)))  # weighs each output differently

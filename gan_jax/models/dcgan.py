@@ -116,8 +116,10 @@ class ConvTranspose4x4Stride2(nn.Module):
     return conv_transpose_4x4_stride_2(x, kernel) + bias
 
 
-def _norm_relu(x):
-  return nn.relu(nn.GroupNorm(num_groups=group_norm_groups(x.shape[-1]))(x))
+def _norm_relu(x, max_groups: int):
+  if max_groups:
+    x = nn.GroupNorm(num_groups=group_norm_groups(x.shape[-1], max_groups))(x)
+  return nn.relu(x)
 
 
 class DCGANGenerator(nn.Module):
@@ -131,10 +133,13 @@ class DCGANGenerator(nn.Module):
 
   GroupNorm instead of BatchNorm keeps every example independent of the rest of the batch, so
   the data-parallel step equals the single-device one and no batch statistics need carrying.
+  `norm_groups` caps its groups (1: LayerNorm over each example's whole map; 0: no norm); at the
+  default 32 a layer of 32 channels or fewer normalizes each channel alone (InstanceNorm).
   """
   out_shape: Sequence[int]
   output: str = 'tanh'
   width: int = 64
+  norm_groups: int = 32
   num_classes: int = 0  # > 0: G(z, y), the one-hot label beside z
 
   @nn.compact
@@ -143,10 +148,10 @@ class DCGANGenerator(nn.Module):
     s0, n = dcgan_layout(size)
     features = self.width * 2 ** (n - 1)
     x = nn.Dense(s0 * s0 * features)(with_label(z, labels, self.num_classes, cond)).reshape(z.shape[:-1] + (s0, s0, features))
-    x = _norm_relu(x)
+    x = _norm_relu(x, self.norm_groups)
     for i in range(n - 1):
       up = ConvTranspose4x4Stride2(features // 2 ** (i + 1), name=f'ConvTranspose_{i}')
-      x = _norm_relu(up(x))
+      x = _norm_relu(up(x), self.norm_groups)
     # Not named 'out': g_output_bias='marginals' writes one bias per pixel into params['out'], and
     # this layer has one per channel (a per-pixel vector would broadcast into H×W×(H·W·C) images).
     x = ConvTranspose4x4Stride2(channels, name=f'ConvTranspose_{n - 1}')(x)
