@@ -2,7 +2,7 @@
 
 A run with --config.keep_checkpoints_every_steps=N keeps G's raw weights every N steps. Any
 average over the run is then a weighted sum of those snapshots: a debiased moving average of decay
-d that starts at step S gives snapshot t (S ≤ t ≤ T) the weight d^(T - t), normalised. This
+d that starts at step S gives snapshot t (S < t ≤ T) the weight d^(T - t), normalised. This
 approximates what train.ema_decay and train.ema_start_step compute every step (snapshots N steps
 apart instead of every step; the run's own average, when it kept one, is scored beside as the
 check of that approximation). Every number is on the validation split: this chooses a recipe,
@@ -21,7 +21,7 @@ import numpy as np
 from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from gan_jax import evaluate, step as step_lib, train  # noqa: E402
+from gan_jax import evaluate, train  # noqa: E402
 from gan_jax.checkpoint import Checkpoints  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'The run\'s config file.', lock_config=False)
@@ -35,9 +35,10 @@ KEYS = ('parzen_ll', 'frechet_distance', 'precision', 'recall', 'coverage')
 
 
 def snapshot_average(snapshots, steps, decay: float, start: int):
-  """The debiased average of the snapshots at `steps` ≥ start with weights decay^(T - t)."""
+  """The debiased average of the snapshots at `steps` > start with weights decay^(T - t): with a
+  snapshot every step, what train.ema_decay=decay, train.ema_start_step=start keeps."""
   steps = np.asarray(steps, np.float64)
-  chosen = steps >= start
+  chosen = steps > start
   weights = np.where(chosen, decay ** (steps.max() - steps), 0.0)
   weights = weights / weights.sum()
   return jax.tree.map(lambda *leaves: sum(w * leaf for w, leaf in zip(weights, leaves) if w > 0), *snapshots)
