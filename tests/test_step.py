@@ -158,8 +158,9 @@ def test_ema_of_g_follows_its_recurrence_and_leaves_training_unchanged(update):
 
 def test_ema_started_late_is_g_until_then_and_averages_only_what_follows():
   decay, start = 0.75, 2
-  fn = jax.jit(functools.partial(step.train_step, make_spec(1, ema_decay=decay, ema_start_step=start)))
-  state = step.create_state(make_spec(1, ema_decay=decay, ema_start_step=start), 0, SHAPE, np.full(SHAPE, 0.2))
+  spec = make_spec(1, ema_decay=decay, ema_start_step=start)
+  fn = jax.jit(functools.partial(step.train_step, spec))
+  state = step.create_state(spec, 0, SHAPE, np.full(SHAPE, 0.2))
   history = []
   for t in range(1, 6):
     state = fn(state, real_batches(1, 16, seed=t))[0]
