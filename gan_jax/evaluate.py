@@ -162,13 +162,24 @@ def inception_metrics(exp, g_params, samples, cache: dict, split: str = 'test') 
   return fid.scores(cache['inception'], _unit(exp, samples), cache[f'{split}_fid_reference'])
 
 
-def periodic_metrics(exp, g_params, cache: dict) -> dict:
+def periodic_metrics(exp, g_params, cache: dict, d_params=None) -> dict:
   """Numbers for the training log, all on the validation split (they choose; the test split
   is for --mode=eval): 'cheap', Parzen of a small sample on a small validation set (σ chosen
-  there too), or ring mode coverage; 'full', every metric of the protocol, keys prefixed valid/."""
+  there too), or ring mode coverage; 'full', every metric of the protocol, keys prefixed valid/.
+  With `d_params`, the semi-supervised game also logs D's error rate as a classifier."""
   cfg = exp.config
   if cfg.data.name != 'ring2d' and (cfg.data.name in data.SYNTHETIC or not _held_out(cfg)):
     return {}
+  out = {}
+  if cfg.train.game == 'semi_supervised' and d_params is not None:  # what the game is for
+    from gan_jax import game_metrics  # it builds on this module's helpers
+    errors = game_metrics.semi_supervised_metrics(exp, d_params, cache, 'valid')
+    out['valid/classification_error_rate'] = errors['classification_error_rate']
+  return {**out, **_sample_metrics(exp, g_params, cache)}
+
+
+def _sample_metrics(exp, g_params, cache: dict) -> dict:
+  cfg = exp.config
   if cfg.eval.periodic_parzen == 'full' and cfg.data.name != 'ring2d':
     samples = generate(exp, g_params, cfg.eval.num_samples, cfg.seed + 1)
     labels = step_lib.sample_labels(exp.spec, len(samples))

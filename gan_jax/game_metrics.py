@@ -101,7 +101,7 @@ def semi_supervised_metrics(exp, d_params, cache: dict, split: str) -> dict:
   """§7 item 4: D as a classifier (argmax of its K logits, no dropout) on the held-out `split`."""
   images, labels = _held_out_split(exp, cache, split)
   x = data.from_unit(images, exp.config.data.scale)
-  logits = jax.jit(lambda p, x: exp.spec.d.apply(p, x))
+  logits = cache.setdefault('d_logits', jax.jit(lambda p, x: exp.spec.d.apply(p, x)))  # one compile per run
   predicted = np.concatenate([np.asarray(jnp.argmax(logits(d_params, x[i:i + 1000]), -1)) for i in range(0, len(x), 1000)])
   errors = int(np.sum(predicted != labels))
   return {'classification_errors': errors, 'classification_error_rate': errors / len(labels)}

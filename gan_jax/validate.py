@@ -46,10 +46,13 @@ def validate_config(config) -> None:
                                  or config.model.num_classes or d.name in data.SYNTHETIC):
     raise UserError('train.game=inpainting conditions the MLP pair (paper_mlp/paper_maxout) on a mask and '
                     'the visible pixels of unlabelled images; choose those models and model.num_classes=0.')
-  if t.game == 'semi_supervised' and (config.model.discriminator != 'paper_maxout' or config.model.num_classes
-                                      or d.name in data.SYNTHETIC):
-    raise UserError('train.game=semi_supervised makes the paper_maxout D a K-class classifier of labelled '
-                    'images; choose model.discriminator=paper_maxout and model.num_classes=0.')
+  if t.game == 'semi_supervised' and (config.model.discriminator not in ('paper_maxout', 'improved_gan')
+                                      or config.model.num_classes or d.name in data.SYNTHETIC):
+    raise UserError('train.game=semi_supervised makes an MLP D a K-class classifier of labelled images; '
+                    'choose model.discriminator=improved_gan or paper_maxout and model.num_classes=0.')
+  if config.model.discriminator == 'improved_gan' and (config.model.num_classes or t.game in ('bigan', 'inpainting')):
+    raise UserError('model.discriminator=improved_gan sees images alone; the conditional model, bigan and '
+                    'inpainting give D more: choose paper_maxout for them.')
   if t.game == 'bigan' and ('dcgan' in (config.model.generator, config.model.discriminator)
                             or config.model.num_classes):
     raise UserError('train.game=bigan gives D the pair (x, z), which the MLP discriminators take; '

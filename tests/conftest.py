@@ -61,7 +61,10 @@ def cifar10_mock(monkeypatch):
 def tiny_paper_config(config):
   """The paper's MNIST architecture, narrowed so tests run in seconds."""
   config.model.g_kwargs.hidden = 64
-  config.model.d_kwargs.units = 16
+  if config.model.discriminator == 'improved_gan':
+    config.model.d_kwargs.hidden = (32, 16)
+  else:
+    config.model.d_kwargs.units = 16
   return config
 
 

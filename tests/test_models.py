@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import cifar10, fashion_mnist_dcgan, mnist, mnist_dcgan, ring2d
+from configs import cifar10, fashion_mnist_dcgan, mnist, mnist_dcgan, mnist_semi_supervised, ring2d
 from gan_jax import models, step
 from gan_jax.errors import UserError
 from gan_jax.optim import make_optimizer
@@ -90,6 +90,54 @@ def test_discriminator_dropout_rates_and_inverted_scales_per_layer():
     kept = np.isclose(ratio, 1 / keep, rtol=1e-5)
     assert np.all(kept | (ratio == 0)), name  # each unit is dropped or scaled by 1/keep, nothing else
     assert abs(kept.mean() - keep) < 0.02, (name, kept.mean())
+
+
+def test_improved_gan_d_noise_per_layer_only_in_training():
+  """Salimans et al.'s D: N(0, 0.3²) added to the pixels and N(0, 0.5²) to each hidden layer in
+  training, read from the noise layers' own inputs and outputs; nothing added in evaluation."""
+  c = mnist_semi_supervised.get_config()
+  d = models.make_models(c.model, (28, 28, 1))[1]
+  x = jax.random.uniform(jax.random.PRNGKey(0), (64, 28, 28, 1))
+  params = d.init(jax.random.PRNGKey(1), x)
+  assert d.apply(params, x).shape == (64, 10)
+  np.testing.assert_array_equal(d.apply(params, x), d.apply(params, x))
+  _, inter = d.apply(params, x, train=True, rngs={'dropout': jax.random.PRNGKey(2)},
+                     capture_intermediates=True, mutable=['intermediates'])
+  inter = inter['intermediates']
+  layers = [f'WeightNorm_{i}' for i in range(5)]
+  widths = [np.asarray(inter[n]['__call__'][0]).shape[-1] for n in layers]
+  assert widths == [1000, 500, 250, 250, 250]
+  inputs = [x.reshape(64, -1)] + [nn.relu(inter[n]['__call__'][0]) for n in layers]
+  for i, (before, stddev) in enumerate(zip(inputs, [0.3] + [0.5] * 5)):
+    added = np.asarray(inter[f'GaussianNoise_{i}']['__call__'][0]) - np.asarray(before)
+    assert abs(added.std() - stddev) < 0.01 and abs(added.mean()) < 0.01, (i, added.std())
+  np.testing.assert_array_equal(inter['features'][0], nn.relu(inter['WeightNorm_4']['__call__'][0]))
+
+
+def test_improved_gan_d_weights_are_normalised():
+  """Weight normalisation: scaling a layer's kernel, or one unit's weight vector, leaves D's
+  output unchanged (w/‖w‖ per unit); scaling the learned norm changes it."""
+  d = models.ImprovedGANDiscriminator(hidden=(32, 16), num_outputs=10)
+  x = jax.random.uniform(jax.random.PRNGKey(0), (8, 784))
+  params = d.init(jax.random.PRNGKey(1), x)
+  out = d.apply(params, x)
+  kernel = params['params']['Dense_0']['kernel']
+  scaled = jax.tree.map(lambda v: v, params)
+  scaled['params']['Dense_0']['kernel'] = kernel.at[:, 3].multiply(7.0) * 0.2
+  np.testing.assert_allclose(d.apply(scaled, x), out, rtol=1e-5, atol=1e-6)
+  norm = params['params']['WeightNorm_0']['Dense_0/kernel/scale']
+  rescaled = jax.tree.map(lambda v: v, params)
+  rescaled['params']['WeightNorm_0']['Dense_0/kernel/scale'] = norm * 2
+  assert not np.allclose(d.apply(rescaled, x), out, atol=1e-3)
+
+
+def test_improved_gan_d_refuses_what_it_cannot_see():
+  from gan_jax import validate
+  c = mnist_semi_supervised.get_config()
+  c.model.num_classes = 10
+  c.train.game = 'gan'
+  with pytest.raises(UserError, match='model.discriminator=improved_gan sees images alone'):
+    validate.validate_config(c)
 
 
 def test_unknown_model_name_is_a_clear_error():

@@ -62,7 +62,7 @@ def test_labelled_subset_is_balanced_seeded_and_in_every_batch():
 
 def _tiny(mnist_dir, tfds_dir, steps, weight=1.0):
   c = tiny_paper_config(mnist_semi_supervised.get_config())
-  c.model.d_kwargs.units = 64
+  c.model.d_kwargs.hidden = (64, 64)
   c.train.num_steps, c.train.steps_per_call, c.train.unsupervised_weight = steps, 1, weight
   c.data.manual_dir, c.data.data_dir, c.mesh.num_devices = mnist_dir, tfds_dir, 1
   c.log_every_steps = c.eval_every_steps = c.checkpoint_every_steps = min(steps, 100)
@@ -78,6 +78,10 @@ def test_a_short_run_classifies_test_digits_and_saves_its_labels(mnist_dir, tfds
   before = game_metrics.semi_supervised_metrics(exp, exp.init_state.d_params, {}, 'test')
   after = game_metrics.semi_supervised_metrics(exp, final.d_params, {}, 'test')
   assert before['classification_error_rate'] > 0.8 and after['classification_error_rate'] < 0.4, (before, after)
+  # the training log follows D's error on the validation split as it falls
+  history = [json.loads(line) for line in (tmp_path / 'run' / 'eval_history.jsonl').read_text().splitlines()]
+  logged = [h['valid/classification_error_rate'] for h in history]
+  assert len(logged) == 3 and logged[-1] < 0.4 and logged[-1] < logged[0], logged
 
 
 def test_semi_supervised_run_resumed_equals_uninterrupted_bit_for_bit(mnist_dir, tfds_dir, tmp_path):

@@ -14,8 +14,9 @@ from gan_jax.models.dcgan import (DCGAN_MAX_SIZE, DCGAN_MIN_SIZE, DCGAN_SIZES, D
                                   conv_4x4_stride_2, conv_hook_4x4_stride_2, conv_transpose_4x4_stride_2,
                                   dcgan_layout, dcgan_num_blocks, group_norm_groups)
 from gan_jax.models.layers import Maxout, symmetric_uniform, with_label  # noqa: F401
-from gan_jax.models.mlp import (MLPEncoder, PaperMaxoutDiscriminator, PaperMLPGenerator,  # noqa: F401
-                                ToyMLPDiscriminator, ToyMLPGenerator)
+from gan_jax.models.mlp import (GaussianNoise, ImprovedGANDiscriminator, MLPEncoder,  # noqa: F401
+                                PaperMaxoutDiscriminator, PaperMLPGenerator, ToyMLPDiscriminator,
+                                ToyMLPGenerator)
 
 
 def sample_noise(rng, shape, kind: str):
@@ -29,7 +30,7 @@ def sample_noise(rng, shape, kind: str):
 
 GENERATORS = {'paper_mlp': PaperMLPGenerator, 'dcgan': DCGANGenerator, 'toy_mlp': ToyMLPGenerator}
 DISCRIMINATORS = {'paper_maxout': PaperMaxoutDiscriminator, 'dcgan': DCGANDiscriminator,
-                  'toy_mlp': ToyMLPDiscriminator}
+                  'toy_mlp': ToyMLPDiscriminator, 'improved_gan': ImprovedGANDiscriminator}
 
 
 ENCODERS = {'mlp': MLPEncoder}

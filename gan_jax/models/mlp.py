@@ -3,6 +3,7 @@ densities, and the encoder of the inference game."""
 from typing import Sequence
 
 import flax.linen as nn
+import jax
 import numpy as np
 
 from gan_jax.models.layers import Maxout, output_activation, symmetric_uniform, with_label
@@ -50,6 +51,44 @@ class PaperMaxoutDiscriminator(nn.Module):
     self.sow('intermediates', 'features', h)  # what feature matching matches
     h = nn.Dropout(self.hidden_drop, deterministic=not train)(h)
     logits = nn.Dense(self.num_outputs, kernel_init=symmetric_uniform(self.init_range))(h)
+    return logits[:, 0] if self.num_outputs == 1 else logits
+
+
+class GaussianNoise(nn.Module):
+  """x + N(0, stddev²) per unit in training (the 'dropout' rng); the identity otherwise."""
+  stddev: float
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    if not train or not self.stddev:
+      return x
+    return x + self.stddev * jax.random.normal(self.make_rng('dropout'), x.shape, x.dtype)
+
+
+class ImprovedGANDiscriminator(nn.Module):
+  """Salimans et al.'s (2016) permutation-invariant MNIST D for semi-supervised learning:
+  ReLU layers of 1000, 500, 250, 250, 250 units with weight normalisation, Gaussian noise of
+  stddev 0.3 on the input and 0.5 after every hidden layer, `num_outputs` logits
+  (improved-gan, train_mnist_feature_matching.py). Feature matching matches the last hidden
+  layer before its noise, as theirs does. Their data-dependent initialisation of the scales is
+  not reproduced: flax's WeightNorm starts each unit's weight vector at norm 1.
+  """
+  hidden: Sequence[int] = (1000, 500, 250, 250, 250)
+  input_noise: float = 0.3
+  hidden_noise: float = 0.5
+  num_outputs: int = 1
+
+  @nn.compact
+  def __call__(self, x, labels=None, cond=None, train: bool = False):
+    if labels is not None or cond is not None:
+      raise NotImplementedError('the improved_gan D is unconditional')
+    h = GaussianNoise(self.input_noise)(x.reshape(x.shape[0], -1), train)
+    for units in self.hidden:
+      h = nn.relu(nn.WeightNorm(nn.Dense(units))(h))
+      last = h
+      h = GaussianNoise(self.hidden_noise)(h, train)
+    self.sow('intermediates', 'features', last)
+    logits = nn.WeightNorm(nn.Dense(self.num_outputs))(h)
     return logits[:, 0] if self.num_outputs == 1 else logits
 
 
