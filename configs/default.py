@@ -6,12 +6,13 @@ from ml_collections import config_dict
 def sgd(lr=0.1, momentum=0.5, **kw):
   """SGD with momentum, the paper's optimizer; schedules are off unless given."""
   return ml_collections.ConfigDict(dict(name='sgd', lr=lr, momentum=momentum, lr_decay=1.0,
-                                        min_lr=0.0, final_momentum=momentum, momentum_start=0,
+                                        lr_decay_start=0, min_lr=0.0, final_momentum=momentum, momentum_start=0,
                                         momentum_saturate=1, **kw))
 
 
 def adam(lr=2e-4, b1=0.5, b2=0.999):
-  return ml_collections.ConfigDict(dict(name='adam', lr=lr, b1=b1, b2=b2, lr_decay=1.0, min_lr=0.0))
+  return ml_collections.ConfigDict(dict(name='adam', lr=lr, b1=b1, b2=b2, lr_decay=1.0, lr_decay_start=0,
+                                        min_lr=0.0))
 
 
 def get_config():

@@ -2,7 +2,7 @@
 
 The released MNIST recipe (pylearn2's SGD as mnist.yaml sets it up): momentum in pylearn2's form,
 v <- momentum * v - lr * g, θ <- θ + v; the learning rate divided by `lr_decay` after every update
-and floored at `min_lr` (ExponentialDecay); momentum moved once per epoch along a line from
+(from update `lr_decay_start`, 0 in the recipe) and floored at `min_lr` (ExponentialDecay); momentum moved once per epoch along a line from
 `momentum` to `final_momentum` between epochs `momentum_start` and `momentum_saturate`
 (MomentumAdjustor).
 """
@@ -22,8 +22,9 @@ def learning_rate_schedule(cfg):
   # rate 1/1.000004 to the power t, so that rate's rounding compounds (measured, tests/test_optim:
   # lr 0.08% too high after 125k updates, 1.3% after 2M); log(decay) taken here in float64
   # keeps lr_t within float32 rounding of the closed form at any t.
-  log_decay = math.log(cfg.lr_decay)
-  return lambda count: jnp.maximum(cfg.lr * jnp.exp(-log_decay * count), cfg.min_lr)
+  # lr_decay_start: the rate holds until that update, then decays (a fast phase, then a settling one).
+  log_decay, start = math.log(cfg.lr_decay), cfg.get('lr_decay_start', 0)
+  return lambda count: jnp.maximum(cfg.lr * jnp.exp(-log_decay * jnp.maximum(count - start, 0)), cfg.min_lr)
 
 
 def momentum_schedule(cfg, updates_per_epoch: int):

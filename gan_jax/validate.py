@@ -80,6 +80,9 @@ def validate_config(config) -> None:
       raise UserError(f'optim.{name}.lr={o.lr} must be positive.')
     if o.name not in ('sgd', 'adam'):
       raise UserError(f'optim.{name}.name={o.name!r} is unknown; choose sgd or adam.')
+    if o.get('lr_decay', 1.0) < 1.0 or o.get('lr_decay_start', 0) < 0:
+      raise UserError(f'optim.{name}.lr_decay={o.lr_decay} must be >= 1 (the rate is divided by it per update) '
+                      f'and optim.{name}.lr_decay_start={o.get("lr_decay_start", 0)} >= 0.')
   if config.eval.periodic_parzen not in ('cheap', 'full'):
     raise UserError(f'eval.periodic_parzen={config.eval.periodic_parzen!r} is unknown; choose cheap or full.')
   if config.eval.split not in ('valid', 'test'):

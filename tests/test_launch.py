@@ -84,6 +84,7 @@ BAD_INPUTS = [
     (['--config.train.g_loss=wasserstein'], "train.g_loss='wasserstein' is unknown"),
     (['--config.optim.d.lr=-0.1'], 'optim.d.lr=-0.1 must be positive'),
     (['--config.optim.g.name=rmsprop'], "optim.g.name='rmsprop' is unknown"),
+    (['--config.optim.g.lr_decay=0.999'], 'optim.g.lr_decay=0.999 must be >= 1'),
     (['--config.data.scale=centered'], "data.scale='centered' is unknown"),
     (['--config.eval.periodic_parzen=sometimes'], "eval.periodic_parzen='sometimes' is unknown"),
     (['--config.eval.split=train'], "eval.split='train' is unknown; choose valid (to choose) or test (to report)"),
@@ -116,7 +117,7 @@ def test_bad_inputs_are_refused_before_anything_starts(tmp_path):
   for overrides, message in BAD_INPUTS:
     with pytest.raises(UserError, match=re.escape(message)):
       train.setup(_overridden(overrides))
-  for i in (0, 6, 18):
+  for i in (0, 6, 19):
     overrides, message = BAD_INPUTS[i]
     wd = tmp_path / f'case{i}'
     r = launch(wd, *overrides)

@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from configs import mnist
+from configs import default, mnist
 from gan_jax.optim import make_optimizer
 
 UPDATES_PER_EPOCH = 500  # 50,000 training images / batch 100
@@ -35,6 +35,20 @@ def test_schedules_follow_the_released_recipe(t):
   _, state = tx.update({'w': jnp.zeros(3)}, state._replace(hyperparams_states=counts), params)
   assert float(state.hyperparams['learning_rate']) == pytest.approx(closed_form_lr(t), rel=1e-5)
   assert float(state.hyperparams['momentum']) == pytest.approx(closed_form_momentum(t), abs=1e-6)
+
+
+@pytest.mark.parametrize('t', [0, 1, 3999, 4000, 4001, 6000, 50_000])
+def test_lr_decay_begins_at_its_start(t):
+  """Adam at 2e-3 held for 4,000 updates, then divided by 1.0002 per update, floored at 1e-5."""
+  cfg = default.adam(2e-3)
+  cfg.lr_decay, cfg.lr_decay_start, cfg.min_lr = 1.0002, 4000, 1e-5
+  tx = make_optimizer(cfg, UPDATES_PER_EPOCH)
+  params = {'w': jnp.zeros(3)}
+  state = tx.init(params)
+  counts = {k: v._replace(count=jnp.asarray(t, jnp.int32)) for k, v in state.hyperparams_states.items()}
+  _, state = tx.update({'w': jnp.zeros(3)}, state._replace(hyperparams_states=counts), params)
+  expected = max(2e-3 / 1.0002 ** max(t - 4000, 0), 1e-5)
+  assert float(state.hyperparams['learning_rate']) == pytest.approx(expected, rel=1e-5)
 
 
 @pytest.mark.parametrize('lr_decay', [1.000004, 1.5])
