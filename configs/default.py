@@ -65,6 +65,8 @@ def get_config():
   # and sample from it in evaluation (not in the paper; configs/mnist_ema.py).
   c.train.ema_decay = 0.0
   c.train.ema_start_step = 0  # the average begins here: the first steps' G weighs nothing in it
+  # > 0: also average D's weights (once per step), and classify with the average (semi_supervised)
+  c.train.d_ema_decay = 0.0
   c.train.steps_per_call = 1   # iterations per dispatch (lax.scan); intervals must be multiples
   # Stop after this many minutes of training (the whole run: time before a resume counts).
   c.train.time_budget_minutes = config_dict.placeholder(float)

@@ -5,7 +5,8 @@ normalisation, Gaussian noise 0.3 on pixels and 0.5 on every hidden layer), trai
 labelled training digits (10 per class, drawn with the seed; saved as labelled_indices.json in the
 workdir; all 100 in every update) and on every unlabelled one, whose GAN terms weigh ½ as theirs do;
 G matches the mean of D's last hidden features on data (feature matching). Adam 3e-3, β1 0.5, batch
-100 for both players, their rates.
+100 for both players, their rates; D classifies with the moving average of its weights (decay
+0.9999, theirs), here debiased.
 
 G is the paper's MLP (ReLU, no batch normalisation: every example stays independent) at their width
 of 500 units; their data-dependent initialisation of D's weight-norm scales is not reproduced.
@@ -27,6 +28,7 @@ def get_config():
                                                     hidden_noise=0.5, num_outputs=10))
   c.model.g_kwargs.hidden = 500
   c.train.unsupervised_weight = 0.5
+  c.train.d_ema_decay = 0.9999  # their test error is the average's (rate 1e-4)
   c.optim.g = default.adam(3e-3)
   c.optim.d = default.adam(3e-3)
   c.train.steps_per_call = 10

@@ -162,19 +162,20 @@ def inception_metrics(exp, g_params, samples, cache: dict, split: str = 'test') 
   return fid.scores(cache['inception'], _unit(exp, samples), cache[f'{split}_fid_reference'])
 
 
-def periodic_metrics(exp, g_params, cache: dict, d_params=None) -> dict:
+def periodic_metrics(exp, g_params, cache: dict, state=None) -> dict:
   """Numbers for the training log, all on the validation split (they choose; the test split
   is for --mode=eval): 'cheap', Parzen of a small sample on a small validation set (σ chosen
   there too), or ring mode coverage; 'full', every metric of the protocol, keys prefixed valid/.
-  With `d_params`, the semi-supervised game also logs D's error rate as a classifier."""
+  With the (unreplicated) `state`, the semi-supervised game also logs D's error rate as a
+  classifier (its moving average's, and the raw D's beside, when the run keeps one)."""
   cfg = exp.config
   if cfg.data.name != 'ring2d' and (cfg.data.name in data.SYNTHETIC or not _held_out(cfg)):
     return {}
   out = {}
-  if cfg.train.game == 'semi_supervised' and d_params is not None:  # what the game is for
+  if cfg.train.game == 'semi_supervised' and state is not None:  # what the game is for
     from gan_jax import game_metrics  # it builds on this module's helpers
-    errors = game_metrics.semi_supervised_metrics(exp, d_params, cache, 'valid')
-    out['valid/classification_error_rate'] = errors['classification_error_rate']
+    errors = game_metrics.semi_supervised_metrics(exp, state, cache, 'valid')
+    out.update({f'valid/{k}': v for k, v in errors.items() if k.endswith('error_rate')})
   return {**out, **_sample_metrics(exp, g_params, cache)}
 
 
@@ -214,7 +215,7 @@ def evaluate(exp, workdir: str, step=None) -> dict:
             **inception_metrics(exp, g_params, samples, splits, cfg.eval.split)}
   from gan_jax import game_metrics  # it builds on this module's helpers
   figures_at = os.path.join(workdir, 'samples') if jax.process_index() == 0 else None
-  result.update(game_metrics.for_game(exp, g_params, state.d_params, splits, cfg.eval.split, figures_at, step))
+  result.update(game_metrics.for_game(exp, g_params, state, splits, cfg.eval.split, figures_at, step))
   if state.g_ema is not None:  # the raw G beside its moving average: what the average adds
     raw_samples = generate(exp, state.g_params, cfg.eval.num_samples, cfg.seed + 1)
     raw = {**evaluate_samples(exp, raw_samples, splits, cfg.eval.split, labels),

@@ -8,14 +8,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import classifier, data, figures, metrics
+from gan_jax import step as step_lib
 from gan_jax.evaluate import (_classifier_training_data, _held_out_split, _unit,
                               default_classifier_path)
 from gan_jax.models import sample_noise
 
 
-def for_game(exp, state_params, d_params, cache: dict, split: str, figure_dir=None, step: int = 0) -> dict:
+def for_game(exp, state_params, state, cache: dict, split: str, figure_dir=None, step: int = 0) -> dict:
   """The numbers of exp's game (train.game) for the generator player's `state_params` (the ones
-  evaluation samples from) and D's `d_params`; `figure_dir`: where its picture goes, if any."""
+  evaluation samples from) and the run's `state` (for D; None where the game's numbers need
+  no D); `figure_dir`: where its picture goes, if any."""
   game = exp.config.train.game
   figure = lambda name: os.path.join(figure_dir, f'{name}_step_{step:07d}.png') if figure_dir else None
   if figure_dir:
@@ -25,7 +27,7 @@ def for_game(exp, state_params, d_params, cache: dict, split: str, figure_dir=No
   if game == 'bigan':  # rows: digits above their reconstructions G(E(x))
     return bigan_metrics(exp, state_params, cache, split, figure=figure('reconstructions'))
   if game == 'semi_supervised':
-    return semi_supervised_metrics(exp, d_params, cache, split)
+    return semi_supervised_metrics(exp, state, cache, split)
   return {}
 
 
@@ -97,11 +99,19 @@ def bigan_metrics(exp, players, cache: dict, split: str, figure=None) -> dict:
   return out
 
 
-def semi_supervised_metrics(exp, d_params, cache: dict, split: str) -> dict:
-  """§7 item 4: D as a classifier (argmax of its K logits, no dropout) on the held-out `split`."""
+def semi_supervised_metrics(exp, state, cache: dict, split: str) -> dict:
+  """§7 item 4: D as a classifier (argmax of its K logits, no dropout or noise) on the held-out
+  `split`: the average of D's weights when the run keeps one (train.d_ema_decay), and the raw D
+  beside it (raw_d/...)."""
   images, labels = _held_out_split(exp, cache, split)
   x = data.from_unit(images, exp.config.data.scale)
   logits = cache.setdefault('d_logits', jax.jit(lambda p, x: exp.spec.d.apply(p, x)))  # one compile per run
-  predicted = np.concatenate([np.asarray(jnp.argmax(logits(d_params, x[i:i + 1000]), -1)) for i in range(0, len(x), 1000)])
-  errors = int(np.sum(predicted != labels))
-  return {'classification_errors': errors, 'classification_error_rate': errors / len(labels)}
+
+  def errors(d_params):
+    predicted = np.concatenate([np.asarray(jnp.argmax(logits(d_params, x[i:i + 1000]), -1)) for i in range(0, len(x), 1000)])
+    n = int(np.sum(predicted != labels))
+    return {'classification_errors': n, 'classification_error_rate': n / len(labels)}
+  out = errors(step_lib.classifier_params(state))
+  if state.d_ema is not None:
+    out.update({f'raw_d/{k}': v for k, v in errors(state.d_params).items()})
+  return out

@@ -31,6 +31,7 @@ class GANState:
   d_opt_state: Any
   rng: jax.Array
   g_ema: Any = None  # debiased exponential moving average of g_params; None when spec.ema_decay == 0
+  d_ema: Any = None  # the same of d_params (a classifier's Polyak average); None when spec.d_ema_decay == 0
 
 
 class PaperGame:
@@ -95,6 +96,7 @@ class GANSpec:
   update: str = 'alternating'
   ema_decay: float = 0.0  # > 0: keep an EMA of G's weights (sampled at evaluation)
   ema_start_step: int = 0  # the average begins after this many steps (before: it is G itself)
+  d_ema_decay: float = 0.0  # > 0: keep an EMA of D's weights, updated once per step after its k updates
   data_scale: str = 'none'  # real batches arrive as stored (uint8 images) and are scaled here
   num_classes: int = 0  # > 0: G(z, y) and D(x, y), conditioned on the class label (§7 item 1)
   game: Any = dataclasses.field(default_factory=PaperGame)
@@ -125,12 +127,26 @@ def create_state(spec: GANSpec, seed: int, data_shape, data_mean=None) -> GANSta
     spec.game.generator_params(g_params)['params']['out']['bias'] = jnp.asarray(np.log(p / (1 - p)), jnp.float32)
   return GANState(step=jnp.zeros((), jnp.int32), g_params=g_params, d_params=d_params,
                   g_opt_state=spec.g_tx.init(g_params), d_opt_state=spec.d_tx.init(d_params),
-                  rng=train_key, g_ema=jax.tree.map(jnp.copy, g_params) if spec.ema_decay > 0 else None)
+                  rng=train_key, g_ema=jax.tree.map(jnp.copy, g_params) if spec.ema_decay > 0 else None,
+                  d_ema=jax.tree.map(jnp.copy, d_params) if spec.d_ema_decay > 0 else None)
 
 
 def sampling_params(state: GANState):
   """The generator weights to sample from: the EMA when the run keeps one."""
   return state.g_params if state.g_ema is None else state.g_ema
+
+
+def classifier_params(state: GANState):
+  """D's weights for classifying (the semi-supervised game): its EMA when the run keeps one."""
+  return state.d_params if state.d_ema is None else state.d_ema
+
+
+def debiased_average(average, params, decay: float, t):
+  """The moving average after its t-th update (t >= 1), debiased as Adam's moments are: the
+  average of params_1..params_t with weights ∝ decay^(t-i), so the initial value gets no weight
+  however long the horizon 1/(1-decay) (t = 1 copies params)."""
+  step_size = (1 - decay) / (1 - decay ** t.astype(jnp.float32))
+  return optax.incremental_update(params, average, step_size=step_size)
 
 
 def pmean(spec, tree):
@@ -224,12 +240,8 @@ def _apply_g(spec, state, grads):
   g_params = optax.apply_updates(state.g_params, updates)
   g_ema = None
   if state.g_ema is not None:
-    # Debiased (as Adam's moments): after t updates, the average of G_1..G_t with weights
-    # ∝ decay^(t-i); the initial G gets no weight, however long the horizon 1/(1-decay). Counted
-    # from ema_start_step, the G of the first steps gets none either (t = 1 copies G).
-    t = jnp.maximum(state.step + 1 - spec.ema_start_step, 1).astype(jnp.float32)
-    step_size = (1 - spec.ema_decay) / (1 - spec.ema_decay ** t)
-    g_ema = optax.incremental_update(g_params, state.g_ema, step_size=step_size)
+    # Counted from ema_start_step, the G of the first steps gets no weight either.
+    g_ema = debiased_average(state.g_ema, g_params, spec.ema_decay, jnp.maximum(state.step + 1 - spec.ema_start_step, 1))
   return state.replace(g_params=g_params, g_opt_state=opt_state, g_ema=g_ema)
 
 
@@ -285,6 +297,8 @@ def train_step(spec: GANSpec, state: GANState, batch):
     last = jax.tree.map(lambda a: a[-1], batch)
     state, g_metrics = g_update(spec, state, keys[-1], batch['image'].shape[1], last)
     metrics = {**jax.tree.map(jnp.mean, d_metrics), **g_metrics}
+  if state.d_ema is not None:  # D as it stands after the step's k updates
+    state = state.replace(d_ema=debiased_average(state.d_ema, state.d_params, spec.d_ema_decay, state.step + 1))
   return state.replace(step=state.step + 1), pmean(spec, metrics)
 
 

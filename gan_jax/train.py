@@ -64,7 +64,8 @@ def build_models(config, source, for_restore: bool = False):
       g_tx=make_optimizer(config.optim.g, max(1, d_updates_per_epoch // config.train.k)),
       d_tx=make_optimizer(config.optim.d, max(1, d_updates_per_epoch)),
       g_loss=config.train.g_loss, k=config.train.k, update=config.train.update_mode,
-      ema_decay=config.train.ema_decay, ema_start_step=config.train.ema_start_step, data_scale=config.data.scale,
+      ema_decay=config.train.ema_decay, ema_start_step=config.train.ema_start_step,
+      d_ema_decay=config.train.d_ema_decay, data_scale=config.data.scale,
       num_classes=config.model.num_classes, game=games.make_game(config.train.game),
       e=make_encoder(config.model) if config.train.game == 'bigan' else None,
       unsupervised_weight=config.train.unsupervised_weight)
@@ -263,7 +264,7 @@ def _train(exp, ckpt, state, workdir, train_seconds=0.0):
         with clock.paused():
           g_params = parallel.unreplicate(step.sampling_params(rstate))
           write_samples(exp, g_params, done, workdir, writer)
-          quick = evaluate.periodic_metrics(exp, g_params, eval_cache, parallel.unreplicate(rstate.d_params))
+          quick = evaluate.periodic_metrics(exp, g_params, eval_cache, parallel.unreplicate(rstate))
           if quick and rstate.g_ema is not None:  # what the EMA adds, measured at every evaluation
             raw = evaluate.periodic_metrics(exp, parallel.unreplicate(rstate.g_params), eval_cache)
             quick.update({f'raw_g/{k}': v for k, v in raw.items()})

@@ -106,6 +106,8 @@ def validate_config(config) -> None:
     raise UserError(f'train.time_budget_minutes={budget} must be positive (or None for no budget).')
   if not 0.0 <= t.ema_decay < 1.0:
     raise UserError(f'train.ema_decay={t.ema_decay} must be in [0, 1) (0: no moving average of G).')
+  if not 0.0 <= t.get('d_ema_decay', 0.0) < 1.0:
+    raise UserError(f'train.d_ema_decay={t.d_ema_decay} must be in [0, 1) (0: no moving average of D).')
   if t.ema_start_step < 0:
     raise UserError(f'train.ema_start_step={t.ema_start_step} must be >= 0 (the step the average of G begins at).')
   per_call = t.steps_per_call

@@ -75,8 +75,8 @@ def test_a_short_run_classifies_test_digits_and_saves_its_labels(mnist_dir, tfds
   saved = json.loads((tmp_path / 'run' / 'labelled_indices.json').read_text())
   exp = train.setup(c)
   np.testing.assert_array_equal(saved['indices'], exp.labelled)
-  before = game_metrics.semi_supervised_metrics(exp, exp.init_state.d_params, {}, 'test')
-  after = game_metrics.semi_supervised_metrics(exp, final.d_params, {}, 'test')
+  before = game_metrics.semi_supervised_metrics(exp, exp.init_state, {}, 'test')
+  after = game_metrics.semi_supervised_metrics(exp, final, {}, 'test')
   assert before['classification_error_rate'] > 0.8 and after['classification_error_rate'] < 0.4, (before, after)
   # the training log follows D's error on the validation split as it falls
   history = [json.loads(line) for line in (tmp_path / 'run' / 'eval_history.jsonl').read_text().splitlines()]

@@ -14,12 +14,12 @@ from tests.conftest import steps_on_devices, tiny_paper_config
 SHAPE = (28, 28, 1)
 
 
-def make_spec(k, update='alternating', g_loss='non_saturating', ema_decay=0.0, ema_start_step=0):
+def make_spec(k, update='alternating', g_loss='non_saturating', ema_decay=0.0, ema_start_step=0, d_ema_decay=0.0):
   c = tiny_paper_config(mnist.get_config())  # paper layers (maxout, dropout) and schedules, narrow
   g, d = models.make_models(c.model, SHAPE)
   return step.GANSpec(g, d, make_optimizer(c.optim.g, 500), make_optimizer(c.optim.d, 500),
                       noise_dim=c.model.noise_dim, noise=c.model.noise, g_loss=g_loss, k=k,
-                      update=update, ema_decay=ema_decay, ema_start_step=ema_start_step)
+                      update=update, ema_decay=ema_decay, ema_start_step=ema_start_step, d_ema_decay=d_ema_decay)
 
 
 def real_batches(k, batch, seed=0):
@@ -171,6 +171,27 @@ def test_ema_started_late_is_g_until_then_and_averages_only_what_follows():
   expected = jax.tree.map(lambda *g: (sum(w * x for w, x in zip(weights, g)) / sum(weights)).astype(np.float32),
                           *history[start:])
   assert_trees_close(state.g_ema, expected)
+
+
+@pytest.mark.parametrize('update,k', [('alternating', 2), ('simultaneous', 1)])
+def test_ema_of_d_averages_d_after_each_step_and_leaves_training_unchanged(update, k):
+  """D's average: one update per step, of D as it stands after the step's k updates, debiased
+  (D_0 excluded), against a weighted sum of the D of each step computed here."""
+  decay = 0.6
+  with_ema, without = make_spec(k, update, d_ema_decay=decay), make_spec(k, update)
+  fns = [jax.jit(functools.partial(step.train_step, s)) for s in (with_ema, without)]
+  states = [step.create_state(s, 0, SHAPE, np.full(SHAPE, 0.2)) for s in (with_ema, without)]
+  assert states[1].d_ema is None and step.classifier_params(states[1]) is states[1].d_params
+  history = []
+  for t in range(1, 5):
+    states = [fn(st, real_batches(k, 16, seed=t))[0] for fn, st in zip(fns, states)]
+    history.append(jax.tree.map(lambda a: np.asarray(a, np.float64), states[0].d_params))
+  weights = [decay ** (4 - t) for t in range(1, 5)]
+  expected = jax.tree.map(lambda *d: (sum(w * x for w, x in zip(weights, d)) / sum(weights)).astype(np.float32), *history)
+  assert_trees_close(states[0].d_ema, expected)
+  chex.assert_trees_all_equal(states[0].d_params, states[1].d_params)  # the average only watches
+  chex.assert_trees_all_equal(states[0].g_params, states[1].g_params)
+  assert step.classifier_params(states[0]) is states[0].d_ema
 
 
 @pytest.mark.parametrize('kind', ['unit', 'symmetric'])
