@@ -82,6 +82,7 @@ def test_a_short_run_classifies_test_digits_and_saves_its_labels(mnist_dir, tfds
   history = [json.loads(line) for line in (tmp_path / 'run' / 'eval_history.jsonl').read_text().splitlines()]
   logged = [h['valid/classification_error_rate'] for h in history]
   assert len(logged) == 3 and logged[-1] < 0.4 and logged[-1] < logged[0], logged
+  assert all(0 <= h['valid/raw_d/classification_error_rate'] <= 1 for h in history)  # the raw D beside its average
 
 
 def test_semi_supervised_run_resumed_equals_uninterrupted_bit_for_bit(mnist_dir, tfds_dir, tmp_path):
