@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax import classifier, data, fid, figures, metrics, parzen, progress, step as step_lib
+from gan_jax import classifier, data, fid, figures, metrics, parallel, parzen, progress, step as step_lib
 from gan_jax.checkpoint import Checkpoints
 from gan_jax.errors import UserError
 from gan_jax.models import sample_noise
@@ -166,15 +166,16 @@ def periodic_metrics(exp, g_params, cache: dict, state=None) -> dict:
   """Numbers for the training log, all on the validation split (they choose; the test split
   is for --mode=eval): 'cheap', Parzen of a small sample on a small validation set (σ chosen
   there too), or ring mode coverage; 'full', every metric of the protocol, keys prefixed valid/.
-  With the (unreplicated) `state`, the semi-supervised game also logs D's error rate as a
-  classifier (its moving average's, and the raw D's beside, when the run keeps one)."""
+  With the run's (replicated) `state`, the semi-supervised game also logs D's error rate as a
+  classifier (its moving average's, and the raw D's beside, when the run keeps one); other games
+  leave it on the devices."""
   cfg = exp.config
   if cfg.data.name != 'ring2d' and (cfg.data.name in data.SYNTHETIC or not _held_out(cfg)):
     return {}
   out = {}
   if cfg.train.game == 'semi_supervised' and state is not None:  # what the game is for
     from gan_jax import game_metrics  # it builds on this module's helpers
-    errors = game_metrics.semi_supervised_metrics(exp, state, cache, 'valid')
+    errors = game_metrics.semi_supervised_metrics(exp, parallel.unreplicate(state), cache, 'valid')
     out.update({f'valid/{k}': v for k, v in errors.items() if k.endswith('error_rate')})
   return {**out, **_sample_metrics(exp, g_params, cache)}
 

@@ -264,7 +264,7 @@ def _train(exp, ckpt, state, workdir, train_seconds=0.0):
         with clock.paused():
           g_params = parallel.unreplicate(step.sampling_params(rstate))
           write_samples(exp, g_params, done, workdir, writer)
-          quick = evaluate.periodic_metrics(exp, g_params, eval_cache, parallel.unreplicate(rstate))
+          quick = evaluate.periodic_metrics(exp, g_params, eval_cache, rstate)
           if quick and rstate.g_ema is not None:  # what the EMA adds, measured at every evaluation
             raw = evaluate.periodic_metrics(exp, parallel.unreplicate(rstate.g_params), eval_cache)
             quick.update({f'raw_g/{k}': v for k, v in raw.items()})
