@@ -16,6 +16,7 @@ import sys
 import warnings
 
 import grain
+import flax
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
@@ -129,24 +130,37 @@ class Checkpoints:
     return self._restore(step, target, iterator)
 
   def _restore(self, step: int, target, iterator=None):
-    items = dict(state=ocp.args.StandardRestore(target), clock=ocp.args.JsonRestore())
-    if os.path.isdir(os.path.join(self.directory, str(step), 'digests')):  # older checkpoints have none
-      items['digests'] = ocp.args.JsonRestore()
-    if iterator is not None:
-      items['data'] = grain.checkpoint.CheckpointRestore(iterator)
     try:
-      out = self._manager.restore(step, args=ocp.args.Composite(**items))
+      out = self._restore_items(step, target, iterator)
     except Exception as e:
-      raise Damaged(_why(e)) from None
+      if getattr(target, 'd_ema', True) is not None:
+        raise Damaged(_why(e)) from None
+      # Written before GANState had D's average: read it without that field (the digests below
+      # still check every array).
+      try:
+        out = self._restore_items(step, {k: v for k, v in flax.serialization.to_state_dict(target).items()
+                                         if k != 'd_ema'}, iterator)
+      except Exception:
+        raise Damaged(_why(e)) from None
+      out['state'] = flax.serialization.from_state_dict(target, {**out['state'], 'd_ema': None})
+    state = out['state']
     if 'digests' in out:
-      bad = [k for k, v in digests(out['state']).items() if out['digests'].get(k) != v]
-      if bad or set(out['digests']) != set(digests(out['state'])):
+      bad = [k for k, v in digests(state).items() if out['digests'].get(k) != v]
+      if bad or set(out['digests']) != set(digests(state)):
         raise Damaged(f'{len(bad)} array(s) differ from their saved digests (first: {bad[:1]})')
     processes = out['clock'].get('process_count', 1)
     if iterator is not None and processes != jax.process_count():  # one data state per process
       raise UserError(f'the checkpoint at step {step} was written by {processes} process(es); '
                       f'resume it with {processes} (now {jax.process_count()}) or start a new --workdir.')
-    return out['state'], out['clock']
+    return state, out['clock']
+
+  def _restore_items(self, step: int, target, iterator=None) -> dict:
+    items = dict(state=ocp.args.StandardRestore(target), clock=ocp.args.JsonRestore())
+    if os.path.isdir(os.path.join(self.directory, str(step), 'digests')):  # older checkpoints have none
+      items['digests'] = ocp.args.JsonRestore()
+    if iterator is not None:
+      items['data'] = grain.checkpoint.CheckpointRestore(iterator)
+    return dict(self._manager.restore(step, args=ocp.args.Composite(**items)))
 
   def restore_newest(self, config, target, iterator=None, step=None):
     """(step, state, clock) of the newest checkpoint that reads back intact on every process, or
