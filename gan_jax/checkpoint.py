@@ -16,7 +16,6 @@ import sys
 import warnings
 
 import grain
-import flax
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
@@ -136,13 +135,13 @@ class Checkpoints:
       if getattr(target, 'd_ema', True) is not None:
         raise Damaged(_why(e)) from None
       # Written before GANState had D's average: read it without that field (the digests below
-      # still check every array).
+      # still check every array). A shallow dict keeps the optimiser states' own containers.
+      fields = {f: getattr(target, f) for f in target.__dataclass_fields__ if f != 'd_ema'}
       try:
-        out = self._restore_items(step, {k: v for k, v in flax.serialization.to_state_dict(target).items()
-                                         if k != 'd_ema'}, iterator)
+        out = self._restore_items(step, fields, iterator)
       except Exception:
         raise Damaged(_why(e)) from None
-      out['state'] = flax.serialization.from_state_dict(target, {**out['state'], 'd_ema': None})
+      out['state'] = target.replace(**out['state'])
     state = out['state']
     if 'digests' in out:
       bad = [k for k, v in digests(state).items() if out['digests'].get(k) != v]

@@ -6,6 +6,7 @@ import os
 import shutil
 
 import chex
+import flax
 import jax
 import numpy as np
 import pytest
@@ -87,6 +88,37 @@ def test_eval_beside_a_save_in_progress_writes_nothing_and_falls_back_read_only(
   assert sorted(os.listdir(wd / 'checkpoints')) == listing, 'a reader changed the checkpoints'
   assert (in_progress / 'state' / 'part').read_bytes() == b'half written'
   assert not (wd / DAMAGED_DIR).exists()
+
+
+@flax.struct.dataclass
+class StateBeforeDEma:
+  """GANState as it was saved before it had D's average (checkpoints from 2026-11 and earlier)."""
+  step: jax.Array
+  g_params: object
+  d_params: object
+  g_opt_state: object
+  d_opt_state: object
+  rng: jax.Array
+  g_ema: object = None
+
+
+def test_a_checkpoint_written_before_d_ema_resumes_bit_identical(runs, tmp_path):
+  base, whole, _, _ = runs
+  exp = train.setup(ring(30, checkpoint_every_steps=10))
+  state, clock = Checkpoints(str(base / 'at20'), read_only=True).restore(10, exp.init_state, exp.iterator)
+  old = StateBeforeDEma(**{k: getattr(state, k) for k in StateBeforeDEma.__dataclass_fields__})
+  wd = tmp_path / 'wd'
+  ckpt = Checkpoints(str(wd))
+  ckpt.save(10, old, exp.iterator, clock, exp.config)
+  ckpt.wait()
+  ckpt.close()
+  assert not (wd / 'checkpoints' / '10' / 'state' / 'd_ema').exists()
+  r = launch(wd, '--config.train.num_steps=30', '--config.checkpoint_every_steps=10',
+             '--config.mesh.num_devices=1')
+  assert r.returncode == 0 and 'Traceback' not in r.stderr, r.stderr[-2000:]
+  assert 'Resumed from the checkpoint at step 10' in r.stderr and 'damaged' not in r.stderr, r.stderr[-2000:]
+  resumed, _ = Checkpoints(str(wd), read_only=True).restore(30, exp.init_state)
+  chex.assert_trees_all_equal(whole, resumed)
 
 
 def test_resume_refuses_every_setting_that_defines_the_run():
