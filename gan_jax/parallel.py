@@ -36,6 +36,8 @@ def replicate(tree, num_devices: int):
 def unreplicate(tree):
   """The first local replica as host numpy arrays (all replicas are equal)."""
   def first(a):
+    if isinstance(a, np.ndarray):  # still as `replicate` made it: a finished run resumed trains no step
+      return a[0]
     shard = np.asarray(a.addressable_data(0))
     return shard[0] if shard.ndim == a.ndim else shard
   return jax.tree.map(first, tree)

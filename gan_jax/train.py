@@ -238,9 +238,13 @@ def _train(exp, ckpt, state, workdir, train_seconds=0.0):
   # the clock is read before a pause begins: inside one, the pause so far would count as training
   save = lambda trained: ckpt.save(done, parallel.unreplicate(rstate), exp.iterator,
                                    {'train_seconds': trained}, config)
-  progress.log('Training %s/%s on %s for steps %d..%d (%d device(s), batch %d, k=%d).',
-               config.model.generator, config.model.discriminator, config.data.name, start + 1,
-               num_steps, len(exp.devices) * jax.process_count(), config.train.batch_size, config.train.k)
+  if start >= num_steps:
+    progress.log('The run in %s is complete at step %d (train.num_steps=%d): nothing to train; raise '
+                 '--config.train.num_steps to go on.', workdir, start, num_steps)
+  else:
+    progress.log('Training %s/%s on %s for steps %d..%d (%d device(s), batch %d, k=%d).',
+                 config.model.generator, config.model.discriminator, config.data.name, start + 1,
+                 num_steps, len(exp.devices) * jax.process_count(), config.train.batch_size, config.train.k)
   progress.truncate_history(workdir, start)
   # Stops are agreed: each process's reasons ride a psum over all devices, dispatched after each
   # call and read one call later (as the metrics are), so every process stops after the same call.

@@ -49,6 +49,13 @@ def test_launch_trains_writes_and_resumes(tmp_path):
   r = launch(wd, '--config.train.num_steps=60', '--config.log_every_steps=20')
   assert r.returncode == 0, r.stderr[-2000:]
   assert 'Resumed from the checkpoint at step 40' in r.stderr and 'step 60/60' in r.stderr
+  # the same command again once the run is complete: says so, trains and saves nothing
+  history = (wd / 'eval_history.jsonl').read_text()
+  r = launch(wd, '--config.train.num_steps=60', '--config.log_every_steps=20')
+  assert r.returncode == 0 and 'Traceback' not in r.stderr, r.stderr[-2000:]
+  assert 'is complete at step 60 (train.num_steps=60)' in r.stderr, r.stderr[-2000:]
+  assert sorted(os.listdir(wd / 'checkpoints')) == ['20', '40', '60']
+  assert (wd / 'eval_history.jsonl').read_text() == history
 
 
 def test_resumed_run_equals_uninterrupted_run_bit_for_bit(tmp_path):
