@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import mnist_conditional
+from configs import mnist_conditional, mnist_dcgan_conditional
 from gan_jax import evaluate, models, step, train
 from gan_jax.data import pipeline, synthetic
 from tests.conftest import tiny_paper_config
@@ -20,11 +20,11 @@ def _labels(n, c=10):
 
 @pytest.mark.parametrize('name,shape', [('paper', (28, 28, 1)), ('dcgan', (28, 28, 1)), ('dcgan', (32, 32, 3))])
 def test_conditional_players_take_the_label(name, shape):
-  c = tiny_paper_config(mnist_conditional.get_config())
   if name == 'dcgan':
-    c.model.generator = c.model.discriminator = 'dcgan'
-    c.model.g_kwargs, c.model.d_kwargs = {'width': 8}, {'width': 8}
-    c.model.g_output = 'tanh'
+    c = mnist_dcgan_conditional.get_config()
+    c.model.g_kwargs.width = c.model.d_kwargs.width = 8
+  else:
+    c = tiny_paper_config(mnist_conditional.get_config())
   g, d = models.make_models(c.model, shape)
   z, y = jnp.ones((4, 100)), _labels(4)
   gp = g.init(jax.random.PRNGKey(0), z, y)
