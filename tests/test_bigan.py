@@ -85,8 +85,8 @@ def test_a_short_run_teaches_e_to_invert_g(tmp_path):
   as the data's dimension (with 16, 2,000 steps collapsed G onto few modes)."""
   c = ring2d.get_config()
   c.train.game, c.model.noise_dim, c.model.e_kwargs.hidden = 'bigan', 2, 128
-  c.train.num_steps, c.mesh.num_devices = 3000, 1
-  c.log_every_steps = c.eval_every_steps = c.checkpoint_every_steps = 3000
+  c.train.num_steps, c.mesh.num_devices = 1500, 1
+  c.log_every_steps = c.eval_every_steps = c.checkpoint_every_steps = 1500
   final = train.train_and_evaluate(c, str(tmp_path / 'run'))
   exp = train.setup(c)
   x = exp.train_source.read_all()[:2000]
