@@ -59,6 +59,8 @@ def get_config():
   # is ConfigDict.update, a method, and could not be set from the command line.
   c.train.update_mode = 'alternating'
   c.train.g_loss = 'non_saturating'
+  c.train.r1_gamma = 0.0  # > 0: R1 penalty γ/2·E‖∇ₓD(x)‖² on data in D's loss (the paper's game only)
+  c.train.r1_examples = 0  # estimate that mean on the first N examples of each device's minibatch (cost N/b); 0: all
   c.train.unsupervised_weight = 1.0  # semi_supervised: 0 trains D on the labelled examples alone
   c.train.game = 'gan'  # the paper's (conditional with model.num_classes); 'inpainting': §7 item 3
   # > 0: also keep an exponential moving average of G's weights, updated after every G step,

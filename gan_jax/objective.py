@@ -36,6 +36,15 @@ def generator_loss_non_saturating(d_fake_logits, weights=None):
   return -jnp.average(jax.nn.log_sigmoid(d_fake_logits), weights=weights)
 
 
+def r1_penalty(real_input_grads, gamma):
+  """R1 (Mescheder et al. 2018): γ/2 · E_x‖∇ₓ D(x)‖², D's logit's input gradient on data, one row
+  of `real_input_grads` per example. Pulls D flat on the data, which damps the players' rotation
+  around the equilibrium. Added to the halved loss above, so a γ here weighs what 2γ weighs
+  beside the summed loss of the R1 paper."""
+  per_example = jnp.sum(jnp.reshape(real_input_grads, (real_input_grads.shape[0], -1)) ** 2, axis=-1)
+  return 0.5 * gamma * jnp.mean(per_example)
+
+
 GENERATOR_LOSSES = {'minimax': generator_loss_minimax, 'non_saturating': generator_loss_non_saturating}
 
 

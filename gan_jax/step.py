@@ -55,9 +55,21 @@ class PaperGame:
 
   def d_loss(self, spec, d_params, g_params, real, key):
     b = real['image'].shape[0]
-    real_logits = discriminate(spec, d_params, real['image'], example_keys(spec, key, b, 1), real.get('label'))
+    keys, labels = example_keys(spec, key, b, 1), real.get('label')
+    d_real = lambda x, n=b: discriminate(spec, d_params, x, keys[:n], None if labels is None else labels[:n])
     fake_logits = _fake_logits(spec, g_params, d_params, key, b)
-    return objective.discriminator_loss(real_logits, fake_logits), logit_metrics(real_logits, fake_logits)
+    if not spec.r1_gamma:
+      real_logits = d_real(real['image'])
+      return objective.discriminator_loss(real_logits, fake_logits), logit_metrics(real_logits, fake_logits)
+    n = min(spec.r1_examples or b, b)
+    if n == b:  # one forward pass gives the logits and, by its VJP, ∇ₓD of each (independent) example
+      real_logits, vjp = jax.vjp(d_real, real['image'])
+    else:  # the penalty's mean estimated on the first n examples: its double backward costs n/b
+      real_logits = d_real(real['image'])
+      _, vjp = jax.vjp(lambda x: d_real(x, n), real['image'][:n])
+    penalty = objective.r1_penalty(vjp(jnp.ones((n,), real_logits.dtype))[0], spec.r1_gamma)
+    metrics = {**logit_metrics(real_logits, fake_logits), 'r1': penalty}
+    return objective.discriminator_loss(real_logits, fake_logits) + penalty, metrics
 
   def g_loss(self, spec, g_params, d_params, real, key):
     fake_logits = _fake_logits(spec, g_params, d_params, key, real['image'].shape[0])
@@ -102,6 +114,8 @@ class GANSpec:
   game: Any = dataclasses.field(default_factory=PaperGame)
   e: nn.Module = None  # the encoder of the games that infer z from x (games/bigan.py)
   unsupervised_weight: float = 1.0  # games/semi_supervised.py: 0 trains D on the labels alone
+  r1_gamma: float = 0.0  # > 0: D's loss adds the R1 penalty γ/2·E‖∇ₓD(x)‖² on data (PaperGame)
+  r1_examples: int = 0  # the penalty's mean over the first r1_examples of each minibatch; 0: all
   axis_name: Any = None
 
 

@@ -68,7 +68,8 @@ def build_models(config, source, for_restore: bool = False):
       d_ema_decay=config.train.d_ema_decay, data_scale=config.data.scale,
       num_classes=config.model.num_classes, game=games.make_game(config.train.game),
       e=make_encoder(config.model) if config.train.game == 'bigan' else None,
-      unsupervised_weight=config.train.unsupervised_weight)
+      unsupervised_weight=config.train.unsupervised_weight, r1_gamma=config.train.get('r1_gamma', 0.0),
+      r1_examples=config.train.get('r1_examples', 0))
   marginals = config.model.g_output_bias == 'marginals' and not for_restore
   data_mean = source.mean() if marginals else None
   return spec, step.create_state(spec, config.seed, source.shape, data_mean)

@@ -108,6 +108,14 @@ def validate_config(config) -> None:
     raise UserError(f'train.ema_decay={t.ema_decay} must be in [0, 1) (0: no moving average of G).')
   if not 0.0 <= t.get('d_ema_decay', 0.0) < 1.0:
     raise UserError(f'train.d_ema_decay={t.d_ema_decay} must be in [0, 1) (0: no moving average of D).')
+  r1 = t.get('r1_gamma', 0.0)
+  if r1 < 0:
+    raise UserError(f'train.r1_gamma={r1} must be >= 0 (0: no R1 penalty).')
+  if t.get('r1_examples', 0) < 0:
+    raise UserError(f'train.r1_examples={t.r1_examples} must be >= 0 (0: the whole minibatch).')
+  if r1 and t.game != 'gan':
+    raise UserError(f'train.r1_gamma={r1}: the R1 penalty is a term of the paper\'s game (train.game=gan), '
+                    f'not of train.game={t.game}.')
   if t.ema_start_step < 0:
     raise UserError(f'train.ema_start_step={t.ema_start_step} must be >= 0 (the step the average of G begins at).')
   per_call = t.steps_per_call

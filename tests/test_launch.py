@@ -103,6 +103,9 @@ BAD_INPUTS = [
     (['--config.model.generator=dcgan', '--config.model.g_output_bias=none', '--config.data.image_size=48'],
      'the dcgan models make square images of side 28, 32, 56, 64, 112, 128'),
     (['--config.log_every_steps=7', '--config.train.steps_per_call=2'], 'log_every_steps=7 must be a positive multiple'),
+    (['--config.train.r1_gamma=-1.0'], 'train.r1_gamma=-1.0 must be >= 0'),
+    (['--config.train.r1_gamma=1.0', '--config.train.game=bigan'], 'the R1 penalty is a term of the paper'),
+    (['--config.train.r1_examples=-4'], 'train.r1_examples=-4 must be >= 0'),
 ]
 
 

@@ -2,6 +2,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from gan_jax import objective
 
@@ -44,3 +45,40 @@ def test_finite_values_and_gradients_at_saturated_d():
   # where D rejects samples confidently, the non-saturating loss still pushes G
   g = jax.grad(objective.generator_loss_non_saturating)(jnp.full((1,), -30.0))
   assert abs(float(g[0])) > 0.99
+
+
+@pytest.mark.parametrize('r1_examples', [0, 3])
+def test_r1_term_of_d_loss_equals_finite_differences_of_d(r1_examples):
+  """`train.r1_gamma` adds γ/2·mean‖∇ₓD(x)‖² over the real minibatch (over its first
+  `train.r1_examples`, when set) to D's loss; the reference differentiates D's logit by central
+  differences (float64 arithmetic on D's outputs), not by the autodiff the step uses."""
+  import dataclasses
+  from configs import ring2d
+  from gan_jax import train
+  from gan_jax.validate import validate_config
+
+  class TwoD:
+    labels, shape = None, (2,)
+
+    def __len__(self):
+      return 1000
+
+  c = ring2d.get_config()
+  c.train.r1_gamma, c.train.r1_examples = 3.0, r1_examples
+  validate_config(c)
+  spec, state = train.build_models(c, TwoD())
+  real = {'image': jnp.asarray(np.random.default_rng(0).normal(size=(8, 2)) * 2, jnp.float32)}
+  key = jax.random.PRNGKey(1)
+  with_r1, metrics = spec.game.d_loss(spec, state.d_params, state.g_params, real, key)
+  plain = dataclasses.replace(spec, r1_gamma=0.0)
+  without, _ = plain.game.d_loss(plain, state.d_params, state.g_params, real, key)
+
+  d = jax.jit(lambda x: spec.d.apply(state.d_params, x, train=False))  # toy_mlp: no dropout
+  x, eps = np.asarray(real['image'], np.float64), 1e-2
+  grads = np.stack([(np.asarray(d(jnp.asarray(x + eps * e, jnp.float32)), np.float64)
+                     - np.asarray(d(jnp.asarray(x - eps * e, jnp.float32)), np.float64)) / (2 * eps)
+                    for e in np.eye(2)], axis=-1)
+  expected = 0.5 * 3.0 * np.mean(np.sum(grads ** 2, axis=-1)[:r1_examples or None])
+  assert expected > 0.01  # D is not flat here, so the term is not trivially 0
+  np.testing.assert_allclose(float(with_r1 - without), expected, rtol=0.01)
+  np.testing.assert_allclose(float(metrics['r1']), expected, rtol=0.01)
