@@ -7,7 +7,7 @@ was chosen on the validation split among 2e-4, 5e-4, 1e-3 and 2e-3 (FD at 4,000 
 77, 71; benchmarks/results/conv/2026-12-01_tuning.md): on a CPU budget the step count is small,
 and the faster rate learns more per step without diverging by 15 minutes. At that rate the FD
 levelled off near 70 by 8,000 steps; the R1 penalty on D (Mescheder et al. 2018) took it below 40
-on validation in the same time, at ~25% more time per step.
+on validation in the same time, at ~30% more time per step.
 """
 from configs import default
 
