@@ -38,6 +38,9 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   config = FLAGS.config
+  if config.mesh.keep_host_memory:
+    from gan_jax import host_memory
+    host_memory.keep_freed_memory()  # before JAX's backend starts the threads that allocate
   import jax  # after flag parsing: device setup below must precede JAX's backend start
   if config.mesh.platform == 'cpu' and config.mesh.num_devices:
     jax.config.update('jax_num_cpu_devices', config.mesh.num_devices)

@@ -427,6 +427,7 @@ def report(module, c, rates, steps, flops, peaks, isa_tag, compile_s):
 def main(argv):
   del argv
   timing.limit_isa(FLAGS.isa)
+  host_memory_line = timing.set_host_memory(FLAGS.host_memory)
   if importlib.util.find_spec('torch') is None:
     print('error: torch is not installed (the PyTorch baseline): pip install -r benchmarks/requirements-bench.txt',
           file=sys.stderr)
@@ -454,7 +455,7 @@ def main(argv):
   xla_isa, torch_isa, isa_lines = timing.isa_facts(torch)
   print(f'device: {device.platform} ({device.device_kind}), jax {jax.__version__}, torch {torch.__version__} '
         f'on {dev}; cpu: {timing.cpu_info()}; torch threads {FLAGS.threads}')
-  for line in isa_lines:
+  for line in isa_lines + [host_memory_line]:
     print(line)
   torch.set_num_threads(FLAGS.threads)
   peaks = (timing.jax_peak(), timing.torch_peak(dev))

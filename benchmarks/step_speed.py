@@ -210,13 +210,13 @@ def fmt(comp: Comparison, med, lo, hi) -> str:
   return f'{med:.1f}% [{lo:.1f}, {hi:.1f}]' if comp.cost else f'{med:.2f} [{lo:.2f}, {hi:.2f}]'
 
 
-def report(comps, steps, flops, peaks, isa, torch_version):
+def report(comps, steps, flops, peaks, isa, torch_version, host_memory_line):
   import jax
   device = jax.devices()[0]
   xla_isa, torch_isa, isa_lines = isa
   print(f'\ndevice: {device.platform} ({device.device_kind}), jax {jax.__version__}'
         f'{", torch " + torch_version if torch_version else ""}; cpu: {timing.cpu_info()}; torch threads {FLAGS.threads}')
-  for line in isa_lines:
+  for line in isa_lines + [host_memory_line]:
     print(line)
   print(f'{FLAGS.rounds} interleaved rounds (A then B) of {steps} steps per side after {FLAGS.warmup} warm-up '
         f'steps; median per-round value, bootstrap 95% interval\n')
@@ -250,6 +250,7 @@ def report(comps, steps, flops, peaks, isa, torch_version):
 def main(argv):
   del argv
   timing.limit_isa(FLAGS.isa)
+  host_memory_line = timing.set_host_memory(FLAGS.host_memory)
   if FLAGS.torch and importlib.util.find_spec('torch') is None:
     print('error: torch is not installed (the PyTorch baseline): pip install -r benchmarks/requirements-bench.txt, '
           'or pass --notorch to time gan_jax alone', file=sys.stderr)
@@ -274,7 +275,7 @@ def main(argv):
     run(c, fns, per_call, steps)
     print(f'{c.key}: {time.perf_counter() - t0:.0f} s', file=sys.stderr, flush=True)
   peaks = (timing.jax_peak(), timing.torch_peak(dev) if FLAGS.torch else None)
-  report(comps, steps, flops, peaks, timing.isa_facts(torch_mod), torch_version)
+  report(comps, steps, flops, peaks, timing.isa_facts(torch_mod), torch_version, host_memory_line)
 
 
 if __name__ == '__main__':

@@ -101,6 +101,16 @@ def limit_isa(isa: str):
     os.environ[key] = (os.environ.get(key, '') + ' ' + value).strip() if key == 'XLA_FLAGS' else value
 
 
+def set_host_memory(way: str) -> str:
+  """'kept': glibc keeps freed host memory for reuse (gan_jax/host_memory.py), as launch.py does;
+  'returned': glibc's default. Both sides of a comparison share the process, so both get it. Call
+  before JAX's backend starts. Returns a line to print."""
+  from gan_jax import host_memory
+  if way == 'kept' and host_memory.keep_freed_memory():
+    return 'host memory: freed memory kept for reuse (gan_jax/host_memory.py, as launch.py), both sides'
+  return 'host memory: glibc\'s default (large blocks mmapped and returned), both sides'
+
+
 def isa_facts(torch_mod=None):
   """(XLA's ISA, torch's ATen ISA or None, lines to print): what each side was held to."""
   native = cpu_isa()
@@ -155,4 +165,6 @@ def define_flags(steps: int, warmup: int, rounds_help: str, steps_help: str, war
                        'the default (all cores) makes them equal.')
   flags.DEFINE_enum('isa', 'native', ['native', 'avx2'], 'avx2: hold XLA and PyTorch to AVX2 '
                     '(AVX2_ENV); native: whatever the environment says (by default the CPU\'s widest).')
+  flags.DEFINE_enum('host_memory', 'kept', ['kept', 'returned'], 'kept: glibc keeps freed memory '
+                    'for reuse, as launch.py does (mesh.keep_host_memory); returned: glibc\'s default.')
   flags.DEFINE_string('platform', None, 'JAX platform (cpu, gpu); torch uses cuda when gpu.')

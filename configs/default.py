@@ -80,6 +80,9 @@ def get_config():
   c.mesh = ml_collections.ConfigDict()
   c.mesh.platform = config_dict.placeholder(str)     # None: JAX's default platform
   c.mesh.num_devices = config_dict.placeholder(int)  # None: all local devices
+  # launch.py: glibc keeps freed host memory for reuse (gan_jax/host_memory.py), so XLA:CPU's
+  # scratch buffer is not page-faulted in anew at every dispatch; the process keeps its peak
+  c.mesh.keep_host_memory = True
 
   c.log_every_steps = 100
   c.eval_every_steps = 2000
