@@ -4,10 +4,9 @@ XLA:CPU allocates each dispatch's scratch buffer (every intermediate of the step
 configs/mnist_dcgan.py, 95 MB for configs/cifar10.py) with malloc and frees it when the dispatch
 ends. glibc serves blocks that large with mmap and returns them with munmap, so every dispatch
 page-faults and zeroes its whole scratch buffer again: ~8,200 page faults and ~24 ms of kernel time
-per mnist_dcgan step measured on a 2-core VM, a fifth of the step (benchmarks/host_memory.py).
-PyTorch's eager step pays the same for its activations. This is why a dispatch of 10 steps
-(train.steps_per_call) ran 34-43% faster than 10 dispatches of one: the scratch buffer is
-allocated once per dispatch.
+per mnist_dcgan step measured on a 2-core VM, ~18% of the step (benchmarks/host_memory.py). This
+is why a dispatch of 10 steps (train.steps_per_call) ran 34-43% faster than 10 dispatches of one:
+the scratch buffer is allocated once per dispatch.
 
 glibc's malloc, told to (mallopt), keeps such blocks instead: no mmap for large blocks, no trimming
 of the heap's free top, and one arena, since a thread arena's heap holds at most 64 MB and a larger
