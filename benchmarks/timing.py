@@ -108,7 +108,7 @@ def set_host_memory(way: str) -> str:
   from gan_jax import host_memory
   if way == 'kept' and host_memory.keep_freed_memory():
     return 'host memory: freed memory kept for reuse (gan_jax/host_memory.py, as launch.py), both sides'
-  return 'host memory: glibc\'s default (large blocks mmapped and returned), both sides'
+  return 'host memory: the C library\'s default (glibc: large blocks mmapped and returned), both sides'
 
 
 def isa_facts(torch_mod=None):
