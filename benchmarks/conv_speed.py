@@ -91,19 +91,20 @@ class BadInput(Exception):
   """A request this benchmark cannot serve: one line, exit 2."""
 
 
-def load_config(name: str):
-  """The config of configs/<name>.py (a path works too), checked to be one this file mirrors."""
+def load_config(name: str, mirrored: bool = True):
+  """The config of configs/<name>.py (a path works too), checked to be one this file mirrors in
+  PyTorch (mirrored=False: any config, for timing gan_jax alone)."""
   module = os.path.splitext(os.path.basename(name))[0]
   if importlib.util.find_spec(f'configs.{module}') is None:
     raise BadInput(f'--configs: no configs/{module}.py')
   c = importlib.import_module(f'configs.{module}').get_config()
   m, t = c.model, c.train
-  if (m.generator, m.discriminator) != ('dcgan', 'dcgan'):
+  if mirrored and (m.generator, m.discriminator) != ('dcgan', 'dcgan'):
     raise BadInput(f'--configs={module} uses {m.generator}/{m.discriminator}; this benchmark times the dcgan pair')
-  if m.num_classes or t.game != 'gan' or c.optim.g.name != 'adam' or c.optim.d.name != 'adam':
+  if mirrored and (m.num_classes or t.game != 'gan' or c.optim.g.name != 'adam' or c.optim.d.name != 'adam'):
     raise BadInput(f'--configs={module}: only the unconditional paper game with Adam is mirrored in PyTorch')
-  # The pair's step itself: what a config adds on top (mnist_dcgan's R1 penalty and average of G)
-  # has no PyTorch mirror here, so both sides time the step without it.
+  # The step itself: what a config adds on top (mnist_dcgan's R1 penalty and average of G) has
+  # no PyTorch mirror here, so both sides time the step without it.
   t.r1_gamma, t.ema_decay, t.ema_start_step = 0.0, 0.0, 0
   if c.data.name not in DATA_SHAPES:
     raise BadInput(f'--configs={module}: data.name={c.data.name} has no known image shape ({", ".join(DATA_SHAPES)})')

@@ -8,7 +8,7 @@ with large blocks), interleaved in one process by switching glibc's setting befo
 Sides (conv_speed.jax_sides: a fixed device-resident batch, each dispatch waited for; R1 and the
 average of G off), each "kept" and "returned": one step per dispatch, and the config's
 train.steps_per_call steps per dispatch when that is > 1. Reported per side: median steps/s over
---rounds rounds of --steps steps, median minor page faults per step in the timed calls, and kept /
+--rounds rounds of --steps steps, minor page faults per step (the median over rounds of the timed calls' faults), and kept /
 returned as the median of per-round ratios with a bootstrap 95% interval (benchmarks/timing.py).
 No PyTorch: its allocator goes through the same malloc, and conv_speed.py and step_speed.py give
 both sides the same setting (--host_memory); switched within one process as here, PyTorch's
@@ -23,7 +23,6 @@ follow every switch.
 
 Last line per config (grep '^host_memory '): steps/s both ways and their ratio, per side.
 """
-import importlib
 import os
 import resource
 import statistics
@@ -44,76 +43,46 @@ FLAGS.set_default('configs', ['mnist_algorithm1', 'mnist_dcgan', 'cifar10'])
 FLAGS.set_default('warmup', 20)
 
 
-def load_config(name: str):
-  """conv_speed's config check for the dcgan pair; other configs (the MLP) likewise without R1 and
-  the average of G, the step alone."""
-  module = os.path.splitext(os.path.basename(name))[0]
-  if importlib.util.find_spec(f'configs.{module}') is None:
-    raise conv_speed.BadInput(f'--configs: no configs/{module}.py')
-  c = importlib.import_module(f'configs.{module}').get_config()
-  if (c.model.generator, c.model.discriminator) == ('dcgan', 'dcgan'):
-    return conv_speed.load_config(name)
-  c.train.ema_decay, c.train.ema_start_step = 0.0, 0
-  if c.data.name not in conv_speed.DATA_SHAPES:
-    raise conv_speed.BadInput(f'--configs={module}: data.name={c.data.name} has no known image shape')
-  return module, c
-
-
-def both_ways(fns: dict, faults: dict):
-  """{(side, way): call} for way in kept, returned: each call counts its minor page faults into
-  faults[(side, way)]."""
-  out = {}
-  for side, fn in fns.items():
-    for way in WAYS:
-      def run(fn=fn, key=(side, way)):
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        fn()
-        faults.setdefault(key, []).append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-      out[(side, way)] = run
-  return out
-
-
-def interleaved(sides: dict, calls: dict, settle: dict):
-  """[{(side, way): wall seconds}] per round, each round starting one side later
-  (timing.round_robin's order). glibc is switched to the side's way before its turn, and
-  settle[key] untimed calls follow the switch: returning memory trims the heap, which the next
-  kept side must grow again before it reaches its steady state."""
+def interleaved(fns: dict, calls: dict, settle: dict):
+  """[{(side, way): (wall seconds, minor page faults)}] per round, every side both ways, each round
+  starting one later (timing.round_robin's order). glibc is switched to the way before each turn,
+  and settle[side] untimed calls follow the switch: returning memory trims the heap, which the
+  next kept turn must grow again before it reaches its steady state."""
   from gan_jax import host_memory
   switch = {'kept': host_memory.keep_freed_memory, 'returned': host_memory.return_freed_memory}
-  keys, out = list(sides), []
+  keys, out = [(side, way) for side in fns for way in WAYS], []
   for r in range(FLAGS.rounds):
     times = {}
-    for key in keys[r % len(keys):] + keys[:r % len(keys)]:
-      switch[key[1]]()
-      timing.time_calls(sides[key], settle[key])
-      times[key] = timing.time_calls(sides[key], calls[key])[0]
+    for side, way in keys[r % len(keys):] + keys[:r % len(keys)]:
+      switch[way]()
+      timing.time_calls(fns[side], settle[side])
+      before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+      seconds = timing.time_calls(fns[side], calls[side])[0]
+      times[(side, way)] = seconds, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
     out.append(times)
   return out
 
 
 def run_config(name: str):
-  module, c = load_config(name)
-  real = conv_speed.random_batch(c)
-  fns, per_call, _, _ = conv_speed.jax_sides(c, real)
-  faults = {}
-  sides = both_ways(fns, faults)
+  module, c = conv_speed.load_config(name, mirrored=False)
+  fns, per_call, _, _ = conv_speed.jax_sides(c, conv_speed.random_batch(c))
   n = c.train.steps_per_call
   steps = -(-FLAGS.steps // n) * n
-  calls = {key: max(1, steps // per_call[key[0]]) for key in sides}
-  settle = {key: -(-FLAGS.settle // per_call[key[0]]) for key in sides}
-  for key, fn in sides.items():  # compile, then grow the kept heap to its steady size
-    timing.time_calls(fn, 1 + -(-FLAGS.warmup // per_call[key[0]]))
+  calls = {side: max(1, steps // per_call[side]) for side in fns}
+  settle = {side: -(-FLAGS.settle // per_call[side]) for side in fns}
+  for side, fn in fns.items():  # compile, then grow the kept heap to its steady size
+    timing.time_calls(fn, 1 + -(-FLAGS.warmup // per_call[side]))
   t0 = time.perf_counter()
-  rounds = interleaved(sides, calls, settle)
+  rounds = interleaved(fns, calls, settle)
   print(f'{module}: timed in {time.perf_counter() - t0:.0f} s', file=sys.stderr, flush=True)
-  rates = {key: [steps / r[key] for r in rounds] for key in sides}
+  rates = {key: [steps / r[key][0] for r in rounds] for key in rounds[0]}
   print(f'\n== {module}: {FLAGS.rounds} interleaved rounds of {steps} steps per side after {FLAGS.warmup} '
         f'warm-up steps and {FLAGS.settle} untimed steps after each switch; median per round, '
         'bootstrap 95% interval')
   print(f'{"side":<26}{"steps/s":>9}{"faults/step":>13}  per round')
-  for key in sides:
-    timed = [f for i, f in enumerate(faults[key]) if is_timed(i, calls[key], settle[key], FLAGS.warmup, per_call[key[0]])]
-    print(f'{" ".join(key):<26}{statistics.median(rates[key]):>9.2f}{statistics.median(timed) / per_call[key[0]]:>13.0f}  '
+  for key in rates:
+    faults = statistics.median(r[key][1] for r in rounds) / steps
+    print(f'{" ".join(key):<26}{statistics.median(rates[key]):>9.2f}{faults:>13.0f}  '
           + ' '.join(f'{v:.2f}' for v in rates[key]))
   fields = [f'config={module}']
   for side in fns:
@@ -127,12 +96,6 @@ def run_config(name: str):
   print('host_memory ' + ' '.join(fields + [f'rounds={FLAGS.rounds}', f'steps={steps}']), flush=True)
 
 
-def is_timed(i: int, calls: int, settle: int, warmup: int, per_call: int) -> bool:
-  """Whether a side's i-th call was a timed one (not compiling, warming up or settling)."""
-  first = 1 + -(-warmup // per_call)
-  return i >= first and (i - first) % (settle + calls) >= settle
-
-
 def main(argv):
   del argv
   timing.limit_isa(FLAGS.isa)
@@ -143,7 +106,7 @@ def main(argv):
   progress.quiet_library_logs()
   try:
     for name in FLAGS.configs:
-      load_config(name)
+      conv_speed.load_config(name, mirrored=False)
   except conv_speed.BadInput as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
