@@ -50,7 +50,8 @@ def main(argv):
                                num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
   from gan_jax import progress
   progress.quiet_library_logs()  # before tfds is imported: it warns at import
-  from gan_jax import evaluate, train
+  from gan_jax import train
+  from gan_jax.eval import evaluate
   from gan_jax.errors import NonFiniteError, UserError
   workdir = FLAGS.workdir or default_workdir(config_flags.get_config_filename(FLAGS['config']))
   progress.log('%s: workdir %s', FLAGS.mode, os.path.abspath(workdir))

@@ -21,7 +21,8 @@ import numpy as np
 from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from gan_jax import evaluate, train  # noqa: E402
+from gan_jax import train  # noqa: E402
+from gan_jax.eval import evaluate
 from gan_jax.checkpoint import Checkpoints  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'The run\'s config file.', lock_config=False)

@@ -79,7 +79,7 @@ def rel_errors(ours, ref):
 
 def check_weights(model, tmp):
   import torch
-  from gan_jax import inception
+  from gan_jax.eval import inception
   pth, npz = os.path.join(tmp, 'random_fid_inception.pth'), os.path.join(tmp, 'random.npz')
   torch.save(model.state_dict(), pth)
   variables = inception.load_params(pth)
@@ -97,7 +97,7 @@ def check_weights(model, tmp):
 def check_resize(rng):
   import torch
   import torch.nn.functional as F
-  from gan_jax import inception
+  from gan_jax.eval import inception
   for shape in ((3, 32, 32, 3), (2, 28, 40, 1), (2, 417, 350, 3)):  # up, non-square grey, down
     x = rng.random(shape, dtype=np.float32)
     t = torch.from_numpy(x).permute(0, 3, 1, 2)
@@ -117,7 +117,7 @@ def pytorch_fid_wrapper(model):
 
 def check_features(model, variables, rng):
   import torch
-  from gan_jax import inception
+  from gan_jax.eval import inception
   wrapper = pytorch_fid_wrapper(model)
   for size in (32, 299):
     x = rng.random((FLAGS.images, size, size, 3), dtype=np.float32)
@@ -140,7 +140,7 @@ def compare_torch_fidelity_extractor(variables, tmp, x299):
   logits differ from pytorch-fid's (and ours) by that input scaling alone."""
   import torch
   from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-  from gan_jax import inception
+  from gan_jax.eval import inception
   fe = FeatureExtractorInceptionV3('inception-v3-compat', ['logits_unbiased'],
                                    feature_extractor_weights_path=os.path.join(tmp, 'random_fid_inception.pth'))
   u8 = np.round(x299 * 255).astype(np.uint8)
@@ -156,7 +156,7 @@ def compare_torch_fidelity_extractor(variables, tmp, x299):
 
 def check_fid(rng):
   from pytorch_fid.fid_score import calculate_frechet_distance
-  from gan_jax import metrics
+  from gan_jax.eval import metrics
   d, n = 2048, 4000
   # non-negative, correlated, with a decaying spectrum, as pool3 features of ReLU maps are
   mix = rng.standard_normal((d, d)) * np.exp(-np.arange(d) / 300.0)[:, None] / np.sqrt(d)
@@ -178,7 +178,7 @@ def check_fid(rng):
 def check_inception_score(rng):
   import torch
   from torch_fidelity.metric_isc import isc_features_to_metric
-  from gan_jax import inception
+  from gan_jax.eval import inception
   logits = 4.0 * rng.standard_normal((5000, 1008))
   logits[np.arange(5000), rng.integers(0, 1000, 5000)] += 8.0  # confident, varied predictions
   for shuffle in (True, False):
@@ -194,7 +194,7 @@ def check_inception_score(rng):
 def time_features(model, variables, rng):
   import jax
   import torch
-  from gan_jax import inception
+  from gan_jax.eval import inception
   x = rng.random((FLAGS.time_images, 32, 32, 3), dtype=np.float32)
   inception.features(variables, x[:FLAGS.time_batch], batch_size=FLAGS.time_batch)  # compile
   t0 = time.perf_counter()

@@ -123,7 +123,8 @@ def main(argv):
   import jax
   from gan_jax import progress
   progress.quiet_library_logs()  # before tfds is imported: it warns at import
-  from gan_jax import evaluate, train
+  from gan_jax import train
+  from gan_jax.eval import evaluate
   from gan_jax.errors import UserError
   base = FLAGS.config
   name = os.path.splitext(os.path.basename(config_flags.get_config_filename(FLAGS['config'])))[0]

@@ -102,7 +102,7 @@ def get_config():
 
   c.eval.periodic_valid_examples = 500
   c.eval.pr_k = 3                           # neighbours of improved precision/recall and coverage
-  # pytorch-fid's pt_inception-2015-12-05-6726825d.pth (or its .npz, python -m gan_jax.inception
+  # pytorch-fid's pt_inception-2015-12-05-6726825d.pth (or its .npz, python -m gan_jax.eval.inception
   # --convert): --mode=eval also reports the standard FID and Inception Score; None: neither
   c.eval.inception_weights = config_dict.placeholder(str)
   c.eval.fid_num_samples = 10_000           # samples for FID/IS (50_000: the other common protocol)

@@ -17,9 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gan_jax import objective
 from gan_jax.data.pipeline import scale
-from gan_jax.models import sample_noise
+from gan_jax.games import players
+from gan_jax.games.paper import PaperGame
 
 
 @flax.struct.dataclass
@@ -32,66 +32,6 @@ class GANState:
   rng: jax.Array
   g_ema: Any = None  # debiased exponential moving average of g_params; None when spec.ema_decay == 0
   d_ema: Any = None  # the same of d_params (a classifier's Polyak average); None when spec.d_ema_decay == 0
-
-
-class PaperGame:
-  """The paper's game: D tells data from G(z), G fools D (Eq. 1), with the released code's loss
-  scale; with `spec.num_classes` the conditional game of §7 item 1, where the batch's labels
-  condition D on data and G and D on samples of uniformly drawn classes.
-
-  A game names what its players are and what each minimises; the one `train_step` runs any game
-  (gan_jax/games/ holds the other §7 variants), so no variant copies the step. Its methods:
-  `init` the players' parameters, `d_loss` and `g_loss` (the loss and its metrics: `value`,
-  `d_real`, `d_fake` for the progress line) on one real minibatch (a dict: 'image', maybe
-  'label') and a key, `sample` G's output for evaluation, `generator_params` the G inside the
-  generator player's parameters.
-  """
-
-  def init(self, spec, g_key, d_key, data_shape):
-    label = conditions(jnp.zeros((1,), jnp.int32) if spec.num_classes else None)
-    g_params = spec.g.init(g_key, jnp.zeros((1, spec.noise_dim)), *label)
-    d_params = spec.d.init({'params': d_key}, jnp.zeros((1,) + tuple(data_shape)), *label, train=False)
-    return g_params, d_params
-
-  def d_loss(self, spec, d_params, g_params, real, key):
-    b = real['image'].shape[0]
-    keys, labels = example_keys(spec, key, b, 1), real.get('label')
-    d_real = lambda x, n=b: discriminate(spec, d_params, x, keys[:n], None if labels is None else labels[:n])
-    fake_logits = _fake_logits(spec, g_params, d_params, key, b)
-    if not spec.r1_gamma:
-      real_logits = d_real(real['image'])
-      return objective.discriminator_loss(real_logits, fake_logits), logit_metrics(real_logits, fake_logits)
-    n = min(spec.r1_examples or b, b)
-    if n == b:  # one forward pass gives the logits and, by its VJP, ∇ₓD of each (independent) example
-      real_logits, vjp = jax.vjp(d_real, real['image'])
-    else:  # the penalty's mean estimated on the first n examples: its double backward costs n/b
-      real_logits = d_real(real['image'])
-      _, vjp = jax.vjp(lambda x: d_real(x, n), real['image'][:n])
-    penalty = objective.r1_penalty(vjp(jnp.ones((n,), real_logits.dtype))[0], spec.r1_gamma)
-    metrics = {**logit_metrics(real_logits, fake_logits), 'r1': penalty}
-    return objective.discriminator_loss(real_logits, fake_logits) + penalty, metrics
-
-  def g_loss(self, spec, g_params, d_params, real, key):
-    fake_logits = _fake_logits(spec, g_params, d_params, key, real['image'].shape[0])
-    return objective.GENERATOR_LOSSES[spec.g_loss](fake_logits), {}
-
-  def sample(self, spec, g_params, z, labels):
-    return spec.g.apply(g_params, z, *conditions(labels))
-
-  def generator_params(self, g_params):
-    return g_params
-
-  def __hash__(self):
-    return hash(type(self))
-
-  def __eq__(self, other):
-    return type(self) is type(other)
-
-
-def logit_metrics(real_logits, fake_logits) -> dict:
-  """V's minibatch estimate and D's mean outputs on data and samples."""
-  return {'value': objective.value_function(real_logits, fake_logits),
-          'd_real': jnp.mean(jax.nn.sigmoid(real_logits)), 'd_fake': jnp.mean(jax.nn.sigmoid(fake_logits))}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,47 +103,6 @@ def debiased_average(average, params, decay: float, t):
   return optax.incremental_update(params, average, step_size=step_size)
 
 
-def pmean(spec, tree):
-  """The mean over the data-parallel devices (the identity on one, outside pmap)."""
-  return jax.lax.pmean(tree, spec.axis_name) if spec.axis_name else tree
-
-
-def example_keys(spec, key, batch_size, salt):
-  """One key per example, from its global index: independent of how the batch is split."""
-  first = jax.lax.axis_index(spec.axis_name) * batch_size if spec.axis_name else 0
-  key = jax.random.fold_in(key, salt)
-  return jax.vmap(lambda i: jax.random.fold_in(key, i))(first + jnp.arange(batch_size))
-
-
-def noise(spec, z_keys):
-  return jax.vmap(lambda k: sample_noise(k, (spec.noise_dim,), spec.noise))(z_keys)
-
-
-def conditions(labels=None, cond=None) -> tuple:
-  """The players' arguments after z or x: none for an unconditional game (so any module that
-  takes one input is a player), else (labels,) or (labels, cond)."""
-  return (labels, cond) if cond is not None else (labels,) if labels is not None else ()
-
-
-def generate(spec, g_params, z_keys, labels=None, cond=None):
-  return spec.g.apply(g_params, noise(spec, z_keys), *conditions(labels, cond))
-
-
-def discriminate(spec, d_params, x, dropout_keys, labels=None, cond=None):
-  """D's training-mode logits, each example with its own dropout mask."""
-  def one(xi, ki, yi, ci):
-    add_axis = lambda a: None if a is None else a[None]
-    return spec.d.apply(d_params, xi[None], *conditions(add_axis(yi), add_axis(ci)), train=True,
-                        rngs={'dropout': ki})[0]
-  return jax.vmap(one)(x, dropout_keys, labels, cond)
-
-
-def sample_labels(spec, n: int):
-  """The classes a conditional G is asked for when sampling n images to evaluate: each in turn
-  (0, 1, ..., C-1, 0, ...), so every class gets n/C; None for an unconditional G."""
-  return np.arange(n, dtype=np.int32) % spec.num_classes if spec.num_classes else None
-
-
 def make_sampler(spec: GANSpec) -> Callable:
   """`sample(g_params, z, labels=None)`: the game's G(z) (G(z, y) for a conditional G, labels
   defaulting to sample_labels), jitted once per run."""
@@ -211,36 +110,22 @@ def make_sampler(spec: GANSpec) -> Callable:
 
   def sample(g_params, z, labels=None):
     if spec.num_classes and labels is None:
-      labels = sample_labels(spec, len(z))
+      labels = players.sample_labels(spec, len(z))
     return fn(g_params, z, labels if spec.num_classes else None)
   return sample
-
-
-def fake_labels(spec, key, batch_size):
-  """The classes G is asked for: uniform, one per example from its own key (None: unconditional)."""
-  if not spec.num_classes:
-    return None
-  keys = example_keys(spec, key, batch_size, 3)
-  return jax.vmap(lambda k: jax.random.randint(k, (), 0, spec.num_classes))(keys)
-
-
-def _fake_logits(spec, g_params, d_params, key, batch_size):
-  z_keys, labels = example_keys(spec, key, batch_size, 0), fake_labels(spec, key, batch_size)
-  fake = generate(spec, g_params, z_keys, labels)
-  return discriminate(spec, d_params, fake, example_keys(spec, key, batch_size, 2), labels)
 
 
 def _d_grads(spec, state, real, key):
   (loss, metrics), grads = jax.value_and_grad(spec.game.d_loss, argnums=1, has_aux=True)(
       spec, state.d_params, state.g_params, as_batch(real), key)
-  grads = pmean(spec, grads)
+  grads = players.pmean(spec, grads)
   return grads, {'d_loss': loss, **metrics, 'd_grad_norm': optax.tree.norm(grads)}
 
 
 def _g_grads(spec, state, real, key):
   (loss, metrics), grads = jax.value_and_grad(spec.game.g_loss, argnums=1, has_aux=True)(
       spec, state.g_params, state.d_params, real, key)
-  grads = pmean(spec, grads)
+  grads = players.pmean(spec, grads)
   return grads, {'g_loss': loss, **metrics, 'g_grad_norm': optax.tree.norm(grads)}
 
 
@@ -313,7 +198,7 @@ def train_step(spec: GANSpec, state: GANState, batch):
     metrics = {**jax.tree.map(jnp.mean, d_metrics), **g_metrics}
   if state.d_ema is not None:  # D as it stands after the step's k updates
     state = state.replace(d_ema=debiased_average(state.d_ema, state.d_params, spec.d_ema_decay, state.step + 1))
-  return state.replace(step=state.step + 1), pmean(spec, metrics)
+  return state.replace(step=state.step + 1), players.pmean(spec, metrics)
 
 
 def make_p_train_step(spec: GANSpec, devices=None) -> Callable:

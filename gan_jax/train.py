@@ -8,7 +8,8 @@ import signal
 import jax
 import numpy as np
 
-from gan_jax import data, evaluate, figure1, figures, games, parallel, progress, step
+from gan_jax import data, games, parallel, progress, step
+from gan_jax.eval import evaluate, figure1, figures
 from gan_jax.checkpoint import Checkpoints, Damaged
 from gan_jax.errors import NonFiniteError, UserError
 from gan_jax.models import make_encoder, make_models, sample_noise

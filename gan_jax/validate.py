@@ -1,6 +1,7 @@
 """Config checks that run before anything is read or written, so bad input costs nothing."""
-from gan_jax import data, fid, models, objective
+from gan_jax import data, games, models, objective
 from gan_jax.data import pipeline
+from gan_jax.eval import fid
 from gan_jax.errors import UserError
 
 UPDATES = ('alternating', 'simultaneous')
@@ -40,7 +41,6 @@ def validate_config(config) -> None:
   if config.model.num_classes and d.name == 'gaussian1d':
     raise UserError(f'model.num_classes={config.model.num_classes} conditions on class labels, and '
                     f'data.name={d.name} has none; set --config.model.num_classes=0.')
-  from gan_jax import games  # noqa: the registry imports the step
   games.make_game(t.game)
   if t.game == 'inpainting' and ('dcgan' in (config.model.generator, config.model.discriminator)
                                  or config.model.num_classes or d.name in data.SYNTHETIC):

@@ -9,10 +9,12 @@ import ml_collections
 import numpy as np
 
 from configs import mnist_bigan, ring2d
-from gan_jax import metrics, models, step, train
+from gan_jax import models, step, train
+from gan_jax.eval import metrics
 from gan_jax.data.synthetic import ring2d_modes
 from gan_jax.games import BiGAN
 from gan_jax.optim import make_optimizer
+from gan_jax.games import players
 from tests.conftest import tiny_paper_config
 
 SHAPE = (8, 8, 1)
@@ -31,7 +33,7 @@ def test_generator_player_is_g_and_e_and_its_loss_is_the_swapped_labels():
   assert set(state.g_params) == {'g', 'e'} and set(state.g_ema) == {'g', 'e'}
   x = jax.random.uniform(jax.random.PRNGKey(1), (16,) + SHAPE)
   key = jax.random.PRNGKey(2)
-  z = step.noise(spec, step.example_keys(spec, key, 16, 0))
+  z = players.noise(spec, players.example_keys(spec, key, 16, 0))
   d = lambda images, codes: spec.d.apply(state.d_params, images, None, codes)  # no dropout in toy D
   by_hand = lambda p: (jnp.mean(-jax.nn.log_sigmoid(d(spec.g.apply(p['g'], z), z)))        # G: call me data
                        + jnp.mean(-jax.nn.log_sigmoid(-d(x, spec.e.apply(p['e'], x)))))     # E: call me a sample

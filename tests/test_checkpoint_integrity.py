@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from benchmarks.checkpoint_damage import DAMAGE, bit_flip, truncate
-from gan_jax import parzen, train
+from gan_jax import train
+from gan_jax.eval import parzen
 from gan_jax.checkpoint import DAMAGED_DIR, MANIFEST_DIR, Checkpoints, config_differences, config_to_dict
 from tests.test_launch import launch, ring
 

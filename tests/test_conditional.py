@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from configs import mnist_conditional, mnist_dcgan_conditional
-from gan_jax import evaluate, models, step, train
+from gan_jax import models, step, train
+from gan_jax.eval import evaluate
 from gan_jax.data import pipeline, synthetic
+from gan_jax.games import players
 from tests.conftest import tiny_paper_config
 from tests.test_launch import ring
 
@@ -80,7 +82,7 @@ def test_a_short_conditional_run_puts_each_class_at_its_mode(tmp_path):
   final = train.train_and_evaluate(_conditional_ring(1000), str(tmp_path / 'run'))
   exp = train.setup(_conditional_ring(1000), training=False)
   samples = evaluate.generate(exp, final.g_params, 4000, seed=11)
-  result = evaluate.evaluate_samples(exp, samples, sample_labels=step.sample_labels(exp.spec, 4000))
+  result = evaluate.evaluate_samples(exp, samples, sample_labels=players.sample_labels(exp.spec, 4000))
   assert result['modes_covered'] == 8, result
   assert result['conditional_accuracy'] > 0.15, result
   assert result['conditional_accuracy'] > 0.95 * result['high_quality_fraction'], result  # none at another mode

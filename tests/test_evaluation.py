@@ -10,7 +10,8 @@ import jax
 import numpy as np
 import pytest
 
-from gan_jax import data, metrics, parzen
+from gan_jax import data
+from gan_jax.eval import metrics, parzen
 from gan_jax.data import synthetic
 from tests.conftest import ROOT, tiny_paper_config
 
@@ -134,7 +135,8 @@ def test_ring_mode_metrics():
 
 def test_non_finite_samples_are_refused_not_scored():
   from configs import ring2d
-  from gan_jax import evaluate, train
+  from gan_jax import train
+  from gan_jax.eval import evaluate
   from gan_jax.errors import UserError
   c = ring2d.get_config()
   c.mesh.num_devices = 1
@@ -203,7 +205,8 @@ def _validation_history_and_known_answers(mnist_dir, tfds_dir, tmp_path, row, on
   2,000 held-out real images as 'samples' score like the test set (Fréchet distance near 0,
   precision and recall high, no near copies); noise is far."""
   from configs import mnist
-  from gan_jax import evaluate, step, train
+  from gan_jax import step, train
+  from gan_jax.eval import evaluate
   c = tiny_paper_config(mnist.get_config())
   c.model.g_kwargs.hidden, c.model.d_kwargs.units = 256, 64
   c.data.manual_dir, c.data.data_dir, c.mesh.num_devices = mnist_dir, tfds_dir, 1

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from configs import mnist, ring2d
-from gan_jax import evaluate, fid, inception, metrics
+from gan_jax.eval import evaluate, fid, inception, metrics
 from gan_jax.errors import UserError
 from gan_jax.validate import validate_config
 from tests.conftest import ROOT
@@ -173,7 +173,7 @@ def test_launch_refuses_missing_weights_before_anything(tmp_path):
   assert r.returncode == 2, r.stderr[-2000:]
   errors = [line for line in r.stderr.splitlines() if line.startswith('error:')]
   assert errors == [f'error: eval.inception_weights={tmp_path / "w.pth"}: no such file; give pytorch-fid\'s '
-                    'pt_inception-2015-12-05-6726825d.pth, or the .npz that `python -m gan_jax.inception '
+                    'pt_inception-2015-12-05-6726825d.pth, or the .npz that `python -m gan_jax.eval.inception '
                     '--convert` writes from it.']
   assert not os.path.exists(tmp_path / 'wd')
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.ndimage
 
-from gan_jax import inception
+from gan_jax.eval import inception
 
 # From torch 2.13.0 / torchvision 0.28.0 / pytorch-fid 0.3.0, with the weight download skipped:
 #   m = pytorch_fid.inception.fid_inception_v3()

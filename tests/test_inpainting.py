@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from configs import mnist_inpainting
-from gan_jax import evaluate, models, step, train
+from gan_jax import models, step, train
+from gan_jax.eval import evaluate
 from gan_jax.games import inpainting
 from tests.conftest import tiny_paper_config
 

@@ -237,7 +237,7 @@ def test_kept_checkpoints_and_the_figure1_file(tmp_path):
 
 def test_history_rows_count_training_time_only(tmp_path, monkeypatch):
   """An evaluation that takes 6 s: the row it writes, and every later one, leave those seconds out."""
-  from gan_jax import evaluate
+  from gan_jax.eval import evaluate
   slow = lambda exp, g_params, cache, state=None: time.sleep(6) or {"x": 1.0}
   monkeypatch.setattr(evaluate, 'periodic_metrics', slow)
   train.train_and_evaluate(ring(20, eval_every_steps=10, checkpoint_every_steps=20), str(tmp_path))

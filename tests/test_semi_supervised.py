@@ -8,7 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from configs import mnist_semi_supervised
-from gan_jax import game_metrics, step, train
+from gan_jax import step, train
+from gan_jax.eval import game_metrics
 from gan_jax.data import pipeline, synthetic
 from gan_jax.games import semi_supervised
 from tests.conftest import steps_on_devices, tiny_paper_config

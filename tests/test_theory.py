@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from configs import gaussian1d
-from gan_jax import figure1, models, objective, step, train
+from gan_jax import models, objective, step, train
+from gan_jax.eval import figure1
 from gan_jax.optim import make_optimizer
 import ml_collections
 

@@ -10,14 +10,16 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gan_jax import objective, step
+from gan_jax import objective
+from gan_jax.games import players
+from gan_jax.games.paper import PaperGame
 
 
 def encode(spec, e_params, x):
   return spec.e.apply(e_params, x)
 
 
-class BiGAN(step.PaperGame):
+class BiGAN(PaperGame):
 
   def init(self, spec, g_key, d_key, data_shape):
     g_key, e_key = jax.random.split(g_key)
@@ -28,16 +30,16 @@ class BiGAN(step.PaperGame):
 
   def _logits(self, spec, players, d_params, x, key):
     b = x.shape[0]
-    z = step.noise(spec, step.example_keys(spec, key, b, 0))
+    z = players.noise(spec, players.example_keys(spec, key, b, 0))
     fake = spec.g.apply(players['g'], z)
-    fake_logits = step.discriminate(spec, d_params, fake, step.example_keys(spec, key, b, 2), cond=z)
-    real_logits = step.discriminate(spec, d_params, x, step.example_keys(spec, key, b, 1),
+    fake_logits = players.discriminate(spec, d_params, fake, players.example_keys(spec, key, b, 2), cond=z)
+    real_logits = players.discriminate(spec, d_params, x, players.example_keys(spec, key, b, 1),
                                     cond=encode(spec, players['e'], x))
     return real_logits, fake_logits
 
   def d_loss(self, spec, d_params, players, real, key):
     real_logits, fake_logits = self._logits(spec, players, d_params, real['image'], key)
-    return objective.discriminator_loss(real_logits, fake_logits), step.logit_metrics(real_logits, fake_logits)
+    return objective.discriminator_loss(real_logits, fake_logits), players.logit_metrics(real_logits, fake_logits)
 
   def g_loss(self, spec, players, d_params, real, key):
     real_logits, fake_logits = self._logits(spec, players, d_params, real['image'], key)

@@ -10,7 +10,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax import objective, step
+from gan_jax import objective
+from gan_jax.games import players
+from gan_jax.games.paper import PaperGame
 
 MASKS = ('all', 'bottom', 'top', 'left', 'right', 'random')  # the region hidden from G
 
@@ -41,7 +43,7 @@ def complete(spec, g_params, x, m, z):
   return m * x + (1 - m) * spec.g.apply(g_params, z, None, g_condition(m, x))
 
 
-class Inpainting(step.PaperGame):
+class Inpainting(PaperGame):
   """G(z, m, m⊙x) and D(x, m); the paper's losses on completions."""
 
   def init(self, spec, g_key, d_key, data_shape):
@@ -53,20 +55,20 @@ class Inpainting(step.PaperGame):
 
   def _fake_logits(self, spec, g_params, d_params, x, key):
     b, shape = x.shape[0], x.shape[1:]
-    kinds = jax.vmap(lambda k: jax.random.randint(k, (), 0, len(MASKS)))(step.example_keys(spec, key, b, 4))
-    m = jax.vmap(lambda i, k: mask(i, k, shape))(kinds, step.example_keys(spec, key, b, 5))
-    z = step.noise(spec, step.example_keys(spec, key, b, 0))
+    kinds = jax.vmap(lambda k: jax.random.randint(k, (), 0, len(MASKS)))(players.example_keys(spec, key, b, 4))
+    m = jax.vmap(lambda i, k: mask(i, k, shape))(kinds, players.example_keys(spec, key, b, 5))
+    z = players.noise(spec, players.example_keys(spec, key, b, 0))
     fake = complete(spec, g_params, x, m, z)
-    logits = step.discriminate(spec, d_params, fake, step.example_keys(spec, key, b, 2), cond=m.reshape(b, -1))
+    logits = players.discriminate(spec, d_params, fake, players.example_keys(spec, key, b, 2), cond=m.reshape(b, -1))
     return logits, m
 
   def d_loss(self, spec, d_params, g_params, real, key):
     x = real['image']
     fake_logits, m = self._fake_logits(spec, g_params, d_params, x, key)
     # data is seen with the same masks the completions were made with, so the mask says nothing
-    real_logits = step.discriminate(spec, d_params, x, step.example_keys(spec, key, x.shape[0], 1),
+    real_logits = players.discriminate(spec, d_params, x, players.example_keys(spec, key, x.shape[0], 1),
                                     cond=m.reshape(x.shape[0], -1))
-    return objective.discriminator_loss(real_logits, fake_logits), step.logit_metrics(real_logits, fake_logits)
+    return objective.discriminator_loss(real_logits, fake_logits), players.logit_metrics(real_logits, fake_logits)
 
   def g_loss(self, spec, g_params, d_params, real, key):
     fake_logits, _ = self._fake_logits(spec, g_params, d_params, real['image'], key)

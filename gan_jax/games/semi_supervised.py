@@ -11,7 +11,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gan_jax import step
+from gan_jax.games import players
+from gan_jax.games.paper import PaperGame
 
 
 def class_logits(spec, d_params, x, keys):
@@ -22,33 +23,33 @@ def class_logits(spec, d_params, x, keys):
   return jax.vmap(one)(x, keys)
 
 
-class SemiSupervised(step.PaperGame):
+class SemiSupervised(PaperGame):
   """The (K+1)-class game; `spec.unsupervised_weight` scales the unlabelled terms."""
 
   def _fake(self, spec, g_params, d_params, key, b):
-    fake = step.generate(spec, g_params, step.example_keys(spec, key, b, 0))
-    return class_logits(spec, d_params, fake, step.example_keys(spec, key, b, 2))
+    fake = players.generate(spec, g_params, players.example_keys(spec, key, b, 0))
+    return class_logits(spec, d_params, fake, players.example_keys(spec, key, b, 2))
 
   def d_loss(self, spec, d_params, g_params, real, key):
     x, b = real['image'], real['image'].shape[0]
-    logits, _ = class_logits(spec, d_params, x, step.example_keys(spec, key, b, 1))
+    logits, _ = class_logits(spec, d_params, x, players.example_keys(spec, key, b, 1))
     fake_logits, _ = self._fake(spec, g_params, d_params, key, b)
     lx, ly = real['labelled_image'], real['labelled_label']
-    labelled, _ = class_logits(spec, d_params, lx, step.example_keys(spec, key, lx.shape[0], 6))
+    labelled, _ = class_logits(spec, d_params, lx, players.example_keys(spec, key, lx.shape[0], 6))
     supervised = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(labelled, ly))
     real_lse, fake_lse = jax.nn.logsumexp(logits, -1), jax.nn.logsumexp(fake_logits, -1)
     # -log D(x) = softplus(-lse), -log(1 - D(G(z))) = softplus(lse)
     unsupervised = jnp.mean(jax.nn.softplus(-real_lse)) + jnp.mean(jax.nn.softplus(fake_lse))
     loss = supervised + spec.unsupervised_weight * unsupervised
-    return loss, {**step.logit_metrics(real_lse, fake_lse), 'supervised_loss': supervised,
+    return loss, {**players.logit_metrics(real_lse, fake_lse), 'supervised_loss': supervised,
                   'labelled_accuracy': jnp.mean(jnp.argmax(labelled, -1) == ly)}
 
   def g_loss(self, spec, g_params, d_params, real, key):
     x, b = real['image'], real['image'].shape[0]
-    _, real_features = class_logits(spec, d_params, x, step.example_keys(spec, key, b, 1))
+    _, real_features = class_logits(spec, d_params, x, players.example_keys(spec, key, b, 1))
     _, fake_features = self._fake(spec, g_params, d_params, key, b)
     # The global batch's mean features on every device, not each device's own: the squared gap
     # of per-device means is not the gap of the batch's means, so N devices would train another G.
-    mean = lambda f: step.pmean(spec, jnp.mean(f, 0))
+    mean = lambda f: players.pmean(spec, jnp.mean(f, 0))
     gap = jax.lax.stop_gradient(mean(real_features)) - mean(fake_features)
     return jnp.mean(gap ** 2), {}

@@ -162,7 +162,7 @@ class DCGANDiscriminator(nn.Module):
   """A conv D, G's mirror: n stride-2 convs with leaky ReLU (widths width, 2·width, ...) from the
   image down to the s0×s0 map, then a linear logit. n follows the size of the image it is given.
 
-  No normalization: examples must stay independent (D runs on each one alone, step.discriminate),
+  No normalization: examples must stay independent (D runs on each one alone, players.discriminate),
   and none was needed: with configs/mnist_dcgan.py, D(x) stayed at 0.59-0.65 and D(G(z)) at
   0.35-0.42 from step 1,000 to 10,000, with no collapse of the samples.
   """

@@ -9,7 +9,7 @@ but reads uint8, scales by (x - 128) / 128 and resizes like TF1, so its numbers 
 
 Weights: pytorch-fid's `pt_inception-2015-12-05-6726825d.pth`, which cannot be downloaded from
 here. `load_params` reads it with torch when torch is installed, or reads an .npz converted from
-it once, on a machine with torch:  python -m gan_jax.inception --convert IN.pth OUT.npz
+it once, on a machine with torch:  python -m gan_jax.eval.inception --convert IN.pth OUT.npz
 """
 import argparse
 import functools
@@ -231,7 +231,7 @@ def _torch_state_dict(path: str) -> dict:
     import torch  # pylint: disable=g-import-not-at-top  (optional: only to read .pth files)
   except ImportError as e:
     raise ImportError(f'reading {path} needs torch; or convert it once where torch is installed: '
-                      f'python -m gan_jax.inception --convert {path} OUT.npz') from e
+                      f'python -m gan_jax.eval.inception --convert {path} OUT.npz') from e
   return torch.load(path, map_location='cpu', weights_only=True)
 
 

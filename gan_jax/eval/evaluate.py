@@ -20,19 +20,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax import classifier, data, fid, figures, metrics, parallel, parzen, progress, step as step_lib
+from gan_jax import data, parallel, progress, step as step_lib
+from gan_jax.eval import fid, figures, game_metrics, held_out, metrics, parzen
 from gan_jax.checkpoint import Checkpoints
 from gan_jax.errors import UserError
 from gan_jax.models import sample_noise
+from gan_jax.games import players
 
 RING_STD = 0.02  # the ring2d source's per-mode standard deviation
 
 
 def generate(exp, g_params, n: int, seed: int, batch: int = 1000) -> np.ndarray:
   """n fair samples of G, from z drawn with `seed` (a conditional G: each class in turn,
-  step_lib.sample_labels)."""
+  players.sample_labels)."""
   z = sample_noise(jax.random.PRNGKey(seed), (n, exp.spec.noise_dim), exp.spec.noise)
-  labels = step_lib.sample_labels(exp.spec, n)
+  labels = players.sample_labels(exp.spec, n)
   part = lambda i: None if labels is None else labels[i:i + batch]
   samples = np.concatenate([np.asarray(exp.sample(g_params, z[i:i + batch], part(i))) for i in range(0, n, batch)])
   if not np.all(np.isfinite(samples)):  # NaN distances would make Parzen report nonsense (~1e3)
@@ -55,25 +57,8 @@ def load_state(exp, workdir: str, step=None, with_clock: bool = False):
   return (state, step, clock) if with_clock else (state, step)
 
 
-def _unit_split(exp, split):
-  """A split as [0, 1] pixels (what Parzen and the classifier see, whatever G's range) and labels."""
-  return data.load_unit_split(exp.config.data, split, exp.config.seed)
-
-
 def _unit(exp, samples):
   return data.to_unit(samples, exp.config.data.scale)
-
-
-def default_classifier_path(config) -> str:
-  subset = f'_first{config.eval.classifier_examples}' if config.eval.classifier_examples else ''
-  return config.eval.classifier_path or os.path.join(
-      os.path.expanduser('~'), '.cache', 'gan_jax', f'classifier_{config.data.name}{subset}.msgpack')
-
-
-def _classifier_training_data(exp):
-  images, labels = _unit_split(exp, 'train')
-  n = exp.config.eval.classifier_examples or len(images)
-  return images[:n], labels[:n]
 
 
 def classifier_metrics(exp, samples, images, labels, cache: dict, split: str, sample_labels=None) -> dict:
@@ -81,8 +66,7 @@ def classifier_metrics(exp, samples, images, labels, cache: dict, split: str, sa
   features and the classifier's accuracy on them computed once per `cache`); for a conditional
   G's samples (`sample_labels`, the classes asked for) also conditional_metrics."""
   cfg = exp.config
-  params = classifier.load_or_train(default_classifier_path(cfg), lambda: _classifier_training_data(exp),
-                                    images, labels, epochs=cfg.eval.classifier_epochs)
+  params = held_out.load_classifier(cfg, images, labels)
   gen_probs, gen_feats = classifier.batched_predict(params, samples)
   if f'{split}_features' not in cache:
     cache[f'{split}_features'] = classifier.batched_predict(params, images)[1]
@@ -109,21 +93,8 @@ def memorisation_metrics(exp, samples, held_out, cache: dict, split: str) -> dic
   return metrics.memorisation(nearest(samples), cache[f'{split}_to_train'])
 
 
-def _held_out(cfg) -> bool:
-  """False when nothing is held out to compare samples with (a folder of the user's images)."""
-  return bool(cfg.data.valid_split and cfg.data.eval_split)
-
-
-def _split_name(cfg, split: str) -> str:
-  """The tfds split behind 'valid' or 'test'."""
-  return cfg.data.valid_split if split == 'valid' else cfg.data.eval_split
-
-
 def _held_out_split(exp, cache: dict, split: str):
-  """(images as [0, 1] pixels, labels) of the 'valid' or 'test' split, read once per `cache`."""
-  if split not in cache:
-    cache[split], cache[f'{split}_labels'] = _unit_split(exp, _split_name(exp.config, split))
-  return cache[split], cache[f'{split}_labels']
+  return held_out.held_out_split(exp.config.data, exp.config.seed, cache, split)
 
 
 def evaluate_samples(exp, samples, cache=None, split: str = 'test', sample_labels=None) -> dict:
@@ -133,7 +104,7 @@ def evaluate_samples(exp, samples, cache=None, split: str = 'test', sample_label
   cfg = exp.config
   if cfg.data.name == 'ring2d':
     return metrics.ring_modes(samples, data.synthetic.ring2d_modes(), RING_STD, labels=sample_labels)
-  if cfg.data.name in data.SYNTHETIC or not _held_out(cfg):
+  if cfg.data.name in data.SYNTHETIC or not held_out.has_held_out(cfg.data):
     return {}
   cache = {} if cache is None else cache
   sigma_images = _held_out_split(exp, cache, 'valid')[0][:parzen.SIGMA_EXAMPLES]
@@ -151,13 +122,13 @@ def inception_metrics(exp, g_params, samples, cache: dict, split: str = 'test') 
   (`cache['inception']`, there when eval.inception_weights is set) on eval.fid_num_samples
   samples: `samples` themselves when there are that many, as the same seed would draw them again."""
   cfg = exp.config
-  if 'inception' not in cache or samples.ndim != 4 or not _held_out(cfg):
+  if 'inception' not in cache or samples.ndim != 4 or not held_out.has_held_out(cfg.data):
     return {}
   if len(samples) != cfg.eval.fid_num_samples:
     samples = generate(exp, g_params, cfg.eval.fid_num_samples, cfg.seed + 1)
   if f'{split}_fid_reference' not in cache:
     images = _held_out_split(exp, cache, split)[0]
-    path = fid.default_stats_path(cfg.data, _split_name(cfg, split), images.shape[1:], cache['inception'])
+    path = fid.default_stats_path(cfg.data, held_out.split_name(cfg.data, split), images.shape[1:], cache['inception'])
     cache[f'{split}_fid_reference'] = fid.reference_stats(cache['inception'], images, path)
   return fid.scores(cache['inception'], _unit(exp, samples), cache[f'{split}_fid_reference'])
 
@@ -170,11 +141,10 @@ def periodic_metrics(exp, g_params, cache: dict, state=None) -> dict:
   classifier (its moving average's, and the raw D's beside, when the run keeps one); other games
   leave it on the devices."""
   cfg = exp.config
-  if cfg.data.name != 'ring2d' and (cfg.data.name in data.SYNTHETIC or not _held_out(cfg)):
+  if cfg.data.name != 'ring2d' and (cfg.data.name in data.SYNTHETIC or not held_out.has_held_out(cfg.data)):
     return {}
   out = {}
   if cfg.train.game == 'semi_supervised' and state is not None:  # what the game is for
-    from gan_jax import game_metrics  # it builds on this module's helpers
     errors = game_metrics.semi_supervised_metrics(exp, parallel.unreplicate(state), cache, 'valid')
     out.update({f'valid/{k}': v for k, v in errors.items() if k.endswith('error_rate')})
   return {**out, **_sample_metrics(exp, g_params, cache)}
@@ -184,16 +154,15 @@ def _sample_metrics(exp, g_params, cache: dict) -> dict:
   cfg = exp.config
   if cfg.eval.periodic_parzen == 'full' and cfg.data.name != 'ring2d':
     samples = generate(exp, g_params, cfg.eval.num_samples, cfg.seed + 1)
-    labels = step_lib.sample_labels(exp.spec, len(samples))
+    labels = players.sample_labels(exp.spec, len(samples))
     out = evaluate_samples(exp, samples, cache, 'valid', labels)
     if cfg.train.game in ('inpainting', 'bigan'):  # D's numbers need D: --mode=eval has them
-      from gan_jax import game_metrics  # it builds on this module's helpers
       out.update(game_metrics.for_game(exp, g_params, None, cache, 'valid'))
     return {f'valid/{k}': v for k, v in out.items()}
   samples = generate(exp, g_params, cfg.eval.periodic_num_samples, cfg.seed + 3)
   if cfg.data.name == 'ring2d':
     return metrics.ring_modes(samples, data.synthetic.ring2d_modes(), RING_STD,
-                              labels=step_lib.sample_labels(exp.spec, len(samples)))
+                              labels=players.sample_labels(exp.spec, len(samples)))
   if 'valid_cheap' not in cache:
     cache['valid_cheap'] = _held_out_split(exp, cache, 'valid')[0][:cfg.eval.periodic_valid_examples]
   ll = parzen.log_likelihoods(cache['valid_cheap'], _unit(exp, samples), parzen.SIGMAS).mean(axis=1)
@@ -209,12 +178,11 @@ def evaluate(exp, workdir: str, step=None) -> dict:
     splits['inception'] = fid.load_network(cfg.eval.inception_weights)
   g_params = step_lib.sampling_params(state)
   samples = generate(exp, g_params, cfg.eval.num_samples, cfg.seed + 1)
-  labels = step_lib.sample_labels(exp.spec, len(samples))
+  labels = players.sample_labels(exp.spec, len(samples))
   result = {'step': step, 'train_minutes': clock.get('train_seconds', float('nan')) / 60,
             'split': cfg.eval.split, 'num_samples': len(samples),
             **evaluate_samples(exp, samples, splits, cfg.eval.split, labels),
             **inception_metrics(exp, g_params, samples, splits, cfg.eval.split)}
-  from gan_jax import game_metrics  # it builds on this module's helpers
   figures_at = os.path.join(workdir, 'samples') if jax.process_index() == 0 else None
   result.update(game_metrics.for_game(exp, g_params, state, splits, cfg.eval.split, figures_at, step))
   if state.g_ema is not None:  # the raw G beside its moving average: what the average adds
@@ -265,7 +233,7 @@ def sample(exp, workdir: str, step=None) -> list:
     z = sample_noise(jax.random.PRNGKey(cfg.seed + 4), (2, 8, cfg.model.noise_dim), cfg.model.noise)
     t = jnp.linspace(0.0, 1.0, 10)[None, :, None]
     zs = (1 - t) * z[0][:, None] + t * z[1][:, None]           # [8 rows, 10 steps, noise_dim]
-    rows = step_lib.sample_labels(exp.spec, 8)                  # a conditional G: one class a row
+    rows = players.sample_labels(exp.spec, 8)                  # a conditional G: one class a row
     images = np.asarray(exp.sample(g_params, zs.reshape(-1, cfg.model.noise_dim),
                                    None if rows is None else np.repeat(rows, 10)))
     paths.append(figures.figure3(images.reshape((8, 10) + images.shape[1:]), cfg.data.scale,
@@ -283,7 +251,7 @@ def write_npz(exp, state, path: str) -> str:
   cfg = exp.config
   g_params = state.g_params if cfg.sample.generator == 'raw' else step_lib.sampling_params(state)
   samples = generate(exp, g_params, cfg.sample.num_samples, cfg.seed + 5)
-  labels = step_lib.sample_labels(exp.spec, len(samples))
+  labels = players.sample_labels(exp.spec, len(samples))
   if labels is not None:  # the class each sample was asked for
     arrays = {'labels': labels}
   else:

@@ -7,10 +7,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax import classifier, data, figures, metrics
+from gan_jax import data
 from gan_jax import step as step_lib
-from gan_jax.evaluate import (_classifier_training_data, _held_out_split, _unit,
-                              default_classifier_path)
+from gan_jax.eval import classifier, figures, held_out, metrics
+from gan_jax.games import inpainting
 from gan_jax.models import sample_noise
 
 
@@ -36,15 +36,13 @@ def inpainting_metrics(exp, g_params, cache: dict, split: str, kinds=('bottom', 
   classifier's accuracy on the completions against the true labels, beside its accuracy on the
   masked digits as seen (hidden pixels 0: what completion has to improve on). `figure`: a path
   for a picture of the first 10 digits, masked, and completed three times."""
-  from gan_jax.games import inpainting
   cfg = exp.config
-  images, labels = _held_out_split(exp, cache, split)
+  images, labels = held_out.held_out_split(exp.config.data, exp.config.seed, cache, split)
   if labels is None or images.shape[1:] != (28, 28, 1):
     return {}
   n = min(cfg.eval.num_samples, len(images))
   x = jnp.asarray(data.from_unit(images[:n], cfg.data.scale))
-  params = classifier.load_or_train(default_classifier_path(cfg), lambda: _classifier_training_data(exp),
-                                    images, labels, epochs=cfg.eval.classifier_epochs)
+  params = held_out.load_classifier(cfg, images, labels)
   complete = jax.jit(lambda p, x, m, z: inpainting.complete(exp.spec, p, x, m, z))
   key = jax.random.PRNGKey(cfg.seed + 6)
   out, rows = {}, []
@@ -53,13 +51,13 @@ def inpainting_metrics(exp, g_params, cache: dict, split: str, kinds=('bottom', 
     z = sample_noise(jax.random.fold_in(key, 2), (n, exp.spec.noise_dim), exp.spec.noise)
     filled = np.concatenate([np.asarray(complete(g_params, x[i:i + 1000], m[i:i + 1000], z[i:i + 1000]))
                              for i in range(0, n, 1000)])
-    out[f'inpainting_accuracy/{kind}'] = classifier.accuracy(params, _unit(exp, filled), labels[:n])
+    out[f'inpainting_accuracy/{kind}'] = classifier.accuracy(params, data.to_unit(filled, exp.config.data.scale), labels[:n])
     out[f'masked_accuracy/{kind}'] = classifier.accuracy(params, np.asarray(m) * images[:n], labels[:n])
     if figure:
       again = [complete(g_params, x[:10], m[:10], sample_noise(jax.random.fold_in(key, 10 + j), (10, exp.spec.noise_dim),
                                                              exp.spec.noise)) for j in range(3)]
       seen = np.asarray(m[:10]) * images[:10] + (1 - np.asarray(m[:10])) * 0.5  # hidden: grey
-      rows += [images[:10], seen] + [_unit(exp, np.asarray(a)) for a in again]
+      rows += [images[:10], seen] + [data.to_unit(np.asarray(a), exp.config.data.scale) for a in again]
   if figure:
     grid = figures.image_grid(figures.to_uint8(np.concatenate(rows), 'unit'), ncols=10)
     figures.save_png(grid, figure)
@@ -72,7 +70,7 @@ def bigan_metrics(exp, players, cache: dict, split: str, figure=None) -> dict:
   to beat) — and the classifier's accuracy on reconstructions G(E(x)). `figure`: a path for the
   first 20 held-out digits above their reconstructions."""
   cfg = exp.config
-  images, labels = _held_out_split(exp, cache, split)
+  images, labels = held_out.held_out_split(exp.config.data, exp.config.seed, cache, split)
   train_source = data.open_split(cfg.data, cfg.data.train_split, cfg.seed)
   if labels is None or train_source.labels is None:
     return {}
@@ -90,11 +88,10 @@ def bigan_metrics(exp, players, cache: dict, split: str, figure=None) -> dict:
   out['pixels_1nn_accuracy'] = cache['pixels_1nn_accuracy']
   recon = np.asarray(exp.sample(players, jnp.asarray(codes_held_out)))
   if images.shape[1:] == (28, 28, 1):
-    params = classifier.load_or_train(default_classifier_path(cfg), lambda: _classifier_training_data(exp),
-                                      images, labels, epochs=cfg.eval.classifier_epochs)
-    out['reconstruction_accuracy'] = classifier.accuracy(params, _unit(exp, recon), labels)
+    params = held_out.load_classifier(cfg, images, labels)
+    out['reconstruction_accuracy'] = classifier.accuracy(params, data.to_unit(recon, exp.config.data.scale), labels)
   if figure:
-    pairs = np.concatenate([images[:10], _unit(exp, recon[:10]), images[10:20], _unit(exp, recon[10:20])])
+    pairs = np.concatenate([images[:10], data.to_unit(recon[:10], exp.config.data.scale), images[10:20], data.to_unit(recon[10:20], exp.config.data.scale)])
     figures.save_png(figures.image_grid(figures.to_uint8(pairs, 'unit'), ncols=10), figure)
   return out
 
@@ -103,7 +100,7 @@ def semi_supervised_metrics(exp, state, cache: dict, split: str) -> dict:
   """§7 item 4: D as a classifier (argmax of its K logits, no dropout or noise) on the held-out
   `split`: the average of D's weights when the run keeps one (train.d_ema_decay), and the raw D
   beside it (raw_d/...)."""
-  images, labels = _held_out_split(exp, cache, split)
+  images, labels = held_out.held_out_split(exp.config.data, exp.config.seed, cache, split)
   x = data.from_unit(images, exp.config.data.scale)
   logits = cache.setdefault('d_logits', jax.jit(lambda p, x: exp.spec.d.apply(p, x)))  # one compile per run
 

@@ -13,7 +13,8 @@ import zipfile
 from flax import traverse_util
 import numpy as np
 
-from gan_jax import inception, metrics, progress
+from gan_jax import progress
+from gan_jax.eval import inception, metrics
 from gan_jax.errors import UserError
 
 STATS_FORMAT = 1  # bump when what a statistics file holds changes: older files are then recomputed
@@ -32,7 +33,7 @@ def check_weights_path(path: str) -> None:
   if not os.path.isfile(path):
     raise UserError(f'eval.inception_weights={path}: no such file; give pytorch-fid\'s '
                     'pt_inception-2015-12-05-6726825d.pth, or the .npz that '
-                    '`python -m gan_jax.inception --convert` writes from it.')
+                    '`python -m gan_jax.eval.inception --convert` writes from it.')
 
 
 # what a file that is not the weights makes np.load / torch.load / load_params raise
