@@ -137,6 +137,7 @@ def main(argv):
         config.train.time_budget_minutes = FLAGS.minutes
         config.eval.periodic_parzen = 'full'  # every metric, on the validation split
         config.eval.split = 'test'            # the final checkpoint, once
+        config.eval.at_end = False            # evaluated below, with the history beside it
       workdir = os.path.join(FLAGS.workdir, f'{name}_seed{seed}')
       logging.info('Seed %d: training %s for %.1f minutes into %s', seed, name, FLAGS.minutes, workdir)
       train.train_and_evaluate(config, workdir)

@@ -97,6 +97,7 @@ def get_config():
   c.eval.classifier_epochs = 5              # reaches >= 99% test accuracy on MNIST
   c.eval.classifier_examples = 0            # train it on the first N training images; 0: all
   c.eval.split = 'test'                     # --mode=eval reports on 'test' (once per reported number) or 'valid'
+  c.eval.at_end = False                     # after training: --mode=eval once on eval.split, and the Table 1 row
   c.eval.periodic_parzen = 'cheap'          # during training, on validation: 'cheap' Parzen, or 'full' (every metric)
   c.eval.periodic_num_samples = 1000        # cheap: samples and validation images
 

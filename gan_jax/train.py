@@ -103,6 +103,13 @@ def check_labels(config, source) -> None:
                     f'{int(np.max(labels))}; set --config.model.num_classes={int(np.max(labels)) + 1}.')
 
 
+def save_labelled_indices(exp: Experiment, workdir: str) -> None:
+  """Which labels a semi-supervised run saw, beside its checkpoints."""
+  if exp.labelled is not None and jax.process_index() == 0:
+    with open(os.path.join(workdir, 'labelled_indices.json'), 'w') as f:
+      json.dump({'split': exp.config.data.train_split, 'indices': [int(i) for i in exp.labelled]}, f)
+
+
 def restore_or_init(exp: Experiment, ckpt: Checkpoints):
   """(state, training seconds so far) from the newest intact checkpoint, or the initial state."""
   found = ckpt.restore_newest(exp.config, exp.init_state, exp.iterator)
@@ -207,51 +214,47 @@ class _Verified:
 
 
 def train_and_evaluate(config, workdir: str):
-  """Trains per the config, resuming from the newest checkpoint in workdir. Returns the final
+  """Trains per the config, resuming from the newest checkpoint in workdir; with eval.at_end, then
+  evaluates the final checkpoint once on eval.split and prints the Table 1 row. Returns the final
   state (host copy)."""
   exp = setup(config)
   check_workdir(workdir)
-  if exp.labelled is not None and jax.process_index() == 0:  # which labels the run saw
-    with open(os.path.join(workdir, 'labelled_indices.json'), 'w') as f:
-      json.dump({'split': config.data.train_split, 'indices': [int(i) for i in exp.labelled]}, f)
+  save_labelled_indices(exp, workdir)
   ckpt = Checkpoints(workdir, config.max_checkpoints_to_keep, config.keep_checkpoints_every_steps)
   try:
     state, train_seconds = restore_or_init(exp, ckpt)
-    final = _train(exp, ckpt, state, workdir, train_seconds)
+    final, outcome = train(exp, ckpt, state, workdir, train_seconds)
   finally:
     ckpt.wait()
     ckpt.close()
+  if config.eval.at_end and outcome != 'stopped' and not evaluate.evaluated(workdir, int(final.step)):
+    evaluate_at_end(config, workdir, int(final.step))
   return final
 
 
-def _train(exp, ckpt, state, workdir, train_seconds=0.0):
+def train(exp, ckpt, state, workdir, train_seconds=0.0):
+  """Algorithm 1 from `state` to train.num_steps or the time budget, logging, evaluating and
+  saving at their intervals; a signal stops it at the next step boundary. Returns the final
+  state and why training ended: 'finished', 'budget', 'stopped' (a signal) or 'complete' (there
+  was nothing to train)."""
   config = exp.config
-  start, num_steps = int(state.step), config.train.num_steps
-  writer = progress.Writer(workdir)
-  per_call = config.train.steps_per_call
+  start, num_steps, per_call = int(state.step), config.train.num_steps, config.train.steps_per_call
   if start % per_call:
     raise UserError(f'the checkpoint is at step {start}, not a multiple of train.steps_per_call={per_call}; '
                     'resume with the steps_per_call it was saved with.')
+  announce(config, exp, workdir, start)
+  progress.truncate_history(workdir, start)
   p_steps = step.make_p_train_steps(exp.spec, parallel.pmap_devices(exp.devices))
   rstate = parallel.replicate(state, len(exp.devices))
-  meter, verified, eval_cache = progress.Progress(start, num_steps), _Verified(ckpt), {}
+  writer, clock = progress.Writer(workdir), progress.TrainClock(train_seconds)
   budget = config.train.time_budget_minutes
-  clock = progress.TrainClock(train_seconds)
-  # the clock is read before a pause begins: inside one, the pause so far would count as training
-  save = lambda trained: ckpt.save(done, parallel.unreplicate(rstate), exp.iterator,
-                                   {'train_seconds': trained}, config)
-  if start >= num_steps:
-    progress.log('The run in %s is complete at step %d (train.num_steps=%d): nothing to train; raise '
-                 '--config.train.num_steps to go on.', workdir, start, num_steps)
-  else:
-    progress.log('Training %s/%s on %s for steps %d..%d (%d device(s), batch %d, k=%d).',
-                 config.model.generator, config.model.discriminator, config.data.name, start + 1,
-                 num_steps, len(exp.devices) * jax.process_count(), config.train.batch_size, config.train.k)
-  progress.truncate_history(workdir, start)
+  meter = progress.Progress(start, num_steps, None if budget is None else 60 * budget, clock)
+  verified, eval_cache = _Verified(ckpt), {}
   # Stops are agreed: each process's reasons ride a psum over all devices, dispatched after each
   # call and read one call later (as the metrics are), so every process stops after the same call.
   agree = parallel.make_any_process(exp.devices)
   done, saved, pending, signalled, budget_hit = start, start, None, 0, 0
+  due = lambda every: done % every == 0 or done == num_steps
   with StopSignals() as stop:
     while done < num_steps:
       over_budget = budget is not None and clock.train_seconds() >= 60 * budget
@@ -260,29 +263,17 @@ def _train(exp, ckpt, state, workdir, train_seconds=0.0):
       reasons = agree([bool(stop.requested), over_budget])
       done += per_call
       verified.add(done, metrics)
-      if done % config.log_every_steps == 0 or done == num_steps:
-        m = verified.now()
-        line, rate = meter.line(done, m)
-        progress.log(line)
-        writer.scalars(done, {**m, 'steps_per_second': rate})
-      if done % config.eval_every_steps == 0 or done == num_steps:
+      if due(config.log_every_steps):
+        log_progress(meter, writer, done, verified.now())
+      if due(config.eval_every_steps):
         trained = clock.train_seconds()  # read before the pause: inside it, the pause counts
         with clock.paused():
-          g_params = parallel.unreplicate(step.sampling_params(rstate))
-          write_samples(exp, g_params, done, workdir, writer)
-          quick = evaluate.periodic_metrics(exp, g_params, eval_cache, rstate)
-          if quick and rstate.g_ema is not None:  # what the EMA adds, measured at every evaluation
-            raw = evaluate.periodic_metrics(exp, parallel.unreplicate(rstate.g_params), eval_cache)
-            quick.update({f'raw_g/{k}': v for k, v in raw.items()})
-          if quick:
-            progress.log('eval at step %d: %s', done, ', '.join(f'{k} {v:.4g}' for k, v in quick.items()))
-            writer.scalars(done, quick, prefix='eval')
-            progress.append_history(workdir, {'step': done, 'train_seconds': trained, **quick})
-      if done % config.checkpoint_every_steps == 0 or done == num_steps:
+          evaluate_periodically(exp, rstate, done, workdir, writer, eval_cache, trained)
+      if due(config.checkpoint_every_steps):
         trained = clock.train_seconds()
         with clock.paused():
           verified.now()
-          save(trained)
+          save(ckpt, exp, rstate, done, trained)
           saved = done
       signalled, budget_hit = parallel.unreplicate(pending) if pending is not None else (0, 0)
       pending = reasons
@@ -290,18 +281,71 @@ def _train(exp, ckpt, state, workdir, train_seconds=0.0):
         break
     verified.now()
     if done != saved:
-      save(clock.train_seconds())
-    if signalled:  # every process says it: on a pod each one's log shows where it stopped
-      progress.log_all('Stopped by %s at step %d; checkpoint saved. Run the same command to resume.',
-                       stop.requested or 'a signal to another process', done)
-    elif budget_hit:
-      progress.log_all('Time budget of %.1f training minutes reached at step %d.', budget, done)
+      save(ckpt, exp, rstate, done, clock.train_seconds())
+  outcome = report_end(stop, signalled, budget_hit, budget, start, done, num_steps)
   ckpt.wait()
   final = parallel.unreplicate(rstate)
   if config.figure1.enabled and done == num_steps and jax.process_index() == 0:
     write_figure1(exp, ckpt, final, workdir)
   writer.close()
-  return final
+  return final, outcome
+
+
+def announce(config, exp, workdir, start):
+  if start >= config.train.num_steps:
+    progress.log('The run in %s is complete at step %d (train.num_steps=%d): nothing to train; raise '
+                 '--config.train.num_steps to go on.', workdir, start, config.train.num_steps)
+    return
+  budget = config.train.time_budget_minutes
+  progress.log('Training %s/%s on %s for steps %d..%d%s (%d device(s), batch %d, k=%d).',
+               config.model.generator, config.model.discriminator, config.data.name, start + 1,
+               config.train.num_steps, '' if budget is None else f' or {budget:g} training minutes',
+               len(exp.devices) * jax.process_count(), config.train.batch_size, config.train.k)
+
+
+def log_progress(meter, writer, done, metrics):
+  line, rate = meter.line(done, metrics)
+  progress.log(line)
+  writer.scalars(done, {**metrics, 'steps_per_second': rate})
+
+
+def evaluate_periodically(exp, rstate, done, workdir, writer, cache, trained):
+  """A sample grid and the validation metrics (eval.periodic_parzen) of the G evaluation uses,
+  and of the raw G beside a moving average: what the average adds, at every evaluation."""
+  g_params = parallel.unreplicate(step.sampling_params(rstate))
+  write_samples(exp, g_params, done, workdir, writer)
+  quick = evaluate.periodic_metrics(exp, g_params, cache, rstate)
+  if quick and rstate.g_ema is not None:
+    raw = evaluate.periodic_metrics(exp, parallel.unreplicate(rstate.g_params), cache)
+    quick.update({f'raw_g/{k}': v for k, v in raw.items()})
+  if quick:
+    progress.log('eval at step %d: %s', done, ', '.join(f'{k} {v:.4g}' for k, v in quick.items()))
+    writer.scalars(done, quick, prefix='eval')
+    progress.append_history(workdir, {'step': done, 'train_seconds': trained, **quick})
+
+
+def save(ckpt, exp, rstate, done, trained):
+  ckpt.save(done, parallel.unreplicate(rstate), exp.iterator, {'train_seconds': trained}, exp.config)
+
+
+def report_end(stop, signalled, budget_hit, budget, start, done, num_steps) -> str:
+  if signalled:  # every process says it: on a pod each one's log shows where it stopped
+    progress.log_all('Stopped by %s at step %d; checkpoint saved. Run the same command to resume.',
+                     stop.requested or 'a signal to another process', done)
+    return 'stopped'
+  if budget_hit:
+    progress.log_all('Time budget of %g training minutes reached at step %d.', budget, done)
+    return 'budget'
+  return 'finished' if done > start else 'complete'
+
+
+def evaluate_at_end(config, workdir, step_num):
+  """The final checkpoint, evaluated once on eval.split (the test split: the reported number)."""
+  progress.log('Evaluating the checkpoint at step %d on the %s split (%d samples).', step_num,
+               config.eval.split, config.eval.num_samples)
+  result = evaluate.evaluate(setup(config, training=False), workdir, step_num)
+  if jax.process_index() == 0:
+    print(evaluate.table1_row(result, config.data.name))
 
 
 def write_figure1(exp, ckpt, final_state, workdir):

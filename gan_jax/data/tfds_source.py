@@ -10,6 +10,7 @@ import fcntl
 import hashlib
 import os
 import socket
+import sys
 import threading
 from typing import Optional
 from urllib.parse import urlparse
@@ -123,6 +124,8 @@ def prepare(name: str, data_dir: Optional[str], manual_dir: Optional[str]):
     if builder.is_prepared():
       return builder
     progress.log('Preparing %s into %s (once).', name, builder.data_dir)
+    if not sys.stderr.isatty():  # tqdm's bars redraw with cursor codes: noise in a log file
+      tfds.disable_progress_bar()
     try:
       builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
     except UserError:

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import data, parallel, progress, step as step_lib
-from gan_jax.eval import fid, figures, game_metrics, held_out, metrics, parzen
+from gan_jax.eval import classifier, fid, figures, game_metrics, held_out, metrics, parzen
 from gan_jax.checkpoint import Checkpoints
 from gan_jax.errors import UserError
 from gan_jax.models import sample_noise
@@ -178,6 +178,10 @@ def evaluate(exp, workdir: str, step=None) -> dict:
     splits['inception'] = fid.load_network(cfg.eval.inception_weights)
   g_params = step_lib.sampling_params(state)
   samples = generate(exp, g_params, cfg.eval.num_samples, cfg.seed + 1)
+  if samples.shape[1:] == (28, 28, 1) and not os.path.exists(held_out.classifier_path(cfg)):
+    progress.log('This first evaluation of %s trains the evaluation classifier once (~%.1f min on 2 CPU '
+                 'cores) before it scores; later evaluations reuse it.', cfg.data.name,
+                 classifier.minutes_to_train(cfg.eval.classifier_epochs, cfg.eval.classifier_examples or 60_000))
   labels = players.sample_labels(exp.spec, len(samples))
   result = {'step': step, 'train_minutes': clock.get('train_seconds', float('nan')) / 60,
             'split': cfg.eval.split, 'num_samples': len(samples),
@@ -198,6 +202,30 @@ def evaluate(exp, workdir: str, step=None) -> dict:
     writer.close()
     print(format_table(result))
   return result
+
+
+def evaluated(workdir: str, step: int) -> bool:
+  """Whether workdir's eval.json already holds the numbers of the checkpoint at `step`."""
+  try:
+    with open(os.path.join(workdir, 'eval.json')) as f:
+      return json.load(f).get('step') == step
+  except (OSError, ValueError):
+    return False
+
+
+def table1_row(result: dict, dataset: str) -> str:
+  """The paper's Table 1 row (Parzen log-likelihood) beside this run's, with the numbers that
+  do not rest on Parzen alone."""
+  if 'parzen_ll' not in result:
+    return f'No Table 1 row: {dataset} has no held-out images to score against.'
+  extra = ', '.join(f'{name} {result[k]:.3f}' if k != 'frechet_distance' else f'{name} {result[k]:.1f}'
+                    for k, name in (('frechet_distance', 'classifier FD'), ('precision', 'precision'),
+                                    ('recall', 'recall')) if k in result)
+  paper = 'Adversarial nets (paper)  225 ± 2' if dataset == 'mnist' else 'Adversarial nets (paper): MNIST only'
+  return (f'Table 1, {dataset}, Parzen window log-likelihood on the {result["split"]} split:\n'
+          f'  {paper}\n'
+          f'  this run, step {result["step"]}, {result["train_minutes"]:.1f} training minutes  '
+          f'{result["parzen_ll"]:.1f} ± {result["parzen_se"]:.1f}' + (f'  ({extra})' if extra else ''))
 
 
 def format_table(result: dict) -> str:
