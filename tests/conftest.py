@@ -42,8 +42,14 @@ def fashion_mnist_dir():
 
 @pytest.fixture(scope='session')
 def tfds_dir(tmp_path_factory):
-  """One prepared-data directory for the whole session: MNIST is prepared once."""
-  return str(tmp_path_factory.mktemp('tfds'))
+  """One prepared-data directory for the whole run, shared by pytest-xdist's workers (their temp
+  dirs sit side by side): MNIST is prepared and decoded once, tfds_source's lock keeping a second
+  worker waiting until the first has finished."""
+  base = tmp_path_factory.getbasetemp()
+  shared = base.parent if os.environ.get('PYTEST_XDIST_WORKER') else base
+  path = shared / 'tfds_shared'
+  path.mkdir(exist_ok=True)
+  return str(path)
 
 
 @pytest.fixture

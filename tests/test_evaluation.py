@@ -168,21 +168,32 @@ def test_eval_and_sample_modes_on_a_short_mnist_run(mnist_dir, tfds_dir, tmp_pat
   r = launch(tmp_path / 'wd', 'train', extra)
   assert r.returncode == 0, r.stderr[-2000:]
   assert 'parzen_valid_ll_cheap' in r.stderr  # the periodic, cheap evaluation
-  # resumed with every metric at each evaluation, on the validation split
-  full = extra + ['--config.train.num_steps=300', '--config.eval.periodic_parzen=full']
+  # resumed with every metric at each evaluation, on the validation split; at the end, the final
+  # checkpoint once on the test split (eval.at_end, as configs/mnist_table1.py) and its Table 1 row
+  full = extra + ['--config.train.num_steps=300', '--config.eval.periodic_parzen=full', '--config.eval.at_end=True']
   r = launch(tmp_path / 'wd', 'train', full)
   assert r.returncode == 0, r.stderr[-2000:]
   rows = [json.loads(line) for line in (tmp_path / 'wd' / 'eval_history.jsonl').read_text().splitlines()]
   assert [row['step'] for row in rows] == [100, 200, 300]
   assert 'valid/parzen_ll' not in rows[1] and 'test/parzen_ll' not in rows[2]
-  r = launch(tmp_path / 'wd', 'eval', extra)
-  assert r.returncode == 0, r.stderr[-2000:]
   result = json.loads((tmp_path / 'wd' / 'eval.json').read_text())
   assert result['step'] == 300 and result['num_samples'] == 2000 and result['split'] == 'test'
+  table1 = r.stdout[r.stdout.index('Table 1, mnist'):]
+  assert 'Adversarial nets (paper)  225 ± 2' in table1
+  assert f'step 300, {result["train_minutes"]:.1f} training minutes  {result["parzen_ll"]:.1f} ± {result["parzen_se"]:.1f}' in table1
+  assert f'classifier FD {result["frechet_distance"]:.1f}' in table1
+  assert 'first evaluation trains the evaluation classifier once before it scores' in r.stderr
+  r = launch(tmp_path / 'wd', 'train', full)  # run again: nothing to train, nothing evaluated twice
+  assert r.returncode == 0 and 'complete at step 300' in r.stderr and 'Table 1' not in r.stdout
+  # --mode=eval on an earlier checkpoint: the same protocol, without orbax's read-only notices
+  r = launch(tmp_path / 'wd', 'eval', extra + ['--step=200'])
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert 'read only' not in r.stderr and 'read_only' not in r.stderr
+  assert json.loads((tmp_path / 'wd' / 'eval.json').read_text())['step'] == 200
+  assert 'Parzen (paper: GAN 225±2)' in r.stdout
   assert np.isfinite(result['parzen_ll']) and result['parzen_se'] > 0
   assert result['classifier_accuracy'] > 0.9 and result['frechet_distance'] > 0
   assert 1 <= result['classifier_score'] <= 10 and 1 <= result['classes_covered'] <= 10
-  assert 'Parzen (paper: GAN 225±2)' in r.stdout
   for key in ('precision', 'recall', 'coverage', 'near_copy_fraction', 'nn_train_distance_ratio'):
     assert 0.0 <= result[key] <= (1.0 if key != 'nn_train_distance_ratio' else 10.0), (key, result[key])
   assert os.path.exists(tmp_path / 'clf.msgpack')  # cached where the config says

@@ -10,6 +10,7 @@ import numpy as np
 from configs import mnist_semi_supervised
 from gan_jax import step, train
 from gan_jax.eval import game_metrics
+from gan_jax.games import players
 from gan_jax.data import pipeline, synthetic
 from gan_jax.games import semi_supervised
 from tests.conftest import steps_on_devices, tiny_paper_config
@@ -23,8 +24,8 @@ def test_losses_are_salimans_formulas_by_hand(monkeypatch):
   real_f, fake_f = (rng.normal(size=(8, 5)).astype(np.float32) for _ in range(2))
   y = rng.integers(0, 10, 8)
   table = {1: (real_l, real_f), 2: (fake_l, fake_f), 6: (lab_l, real_f)}
-  monkeypatch.setattr(step, 'example_keys', lambda spec, key, b, salt: jnp.full((b,), salt))
-  monkeypatch.setattr(step, 'generate', lambda spec, g, keys: jnp.zeros((len(keys), 1)))
+  monkeypatch.setattr(players, 'example_keys', lambda spec, key, b, salt: jnp.full((b,), salt))
+  monkeypatch.setattr(players, 'generate', lambda spec, g, keys: jnp.zeros((len(keys), 1)))
   monkeypatch.setattr(semi_supervised, 'class_logits', lambda spec, d, x, keys: tuple(map(jnp.asarray, table[int(keys[0])])))
   spec = step.GANSpec(None, None, None, None, 4, game=semi_supervised.SemiSupervised())
   batch = {'image': jnp.zeros((8, 1)), 'labelled_image': jnp.zeros((8, 1)), 'labelled_label': jnp.asarray(y)}

@@ -88,8 +88,9 @@ def load_or_train(path: str, load_train, test_images, test_labels, epochs: int =
     with open(path, 'rb') as f:
       return serialization.from_bytes(template, f.read())
   images, labels = load_train()
-  logging.info('Training the evaluation classifier once (%d epochs on %d images, ~%.1f min on 2 CPU '
-               'cores; cached afterwards at %s).', epochs, len(images), minutes_to_train(epochs, len(images)), path)
+  logging.info('This first evaluation trains the evaluation classifier once before it scores (%d epochs '
+               'on %d images, ~%.1f min on 2 CPU cores); cached at %s for every later one.', epochs,
+               len(images), minutes_to_train(epochs, len(images)), path)
   params = train(images, labels, epochs=epochs)
   acc = accuracy(params, test_images, test_labels)
   logging.info('Evaluation classifier test accuracy: %.4f', acc)

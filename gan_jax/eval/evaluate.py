@@ -178,10 +178,6 @@ def evaluate(exp, workdir: str, step=None) -> dict:
     splits['inception'] = fid.load_network(cfg.eval.inception_weights)
   g_params = step_lib.sampling_params(state)
   samples = generate(exp, g_params, cfg.eval.num_samples, cfg.seed + 1)
-  if samples.shape[1:] == (28, 28, 1) and not os.path.exists(held_out.classifier_path(cfg)):
-    progress.log('This first evaluation of %s trains the evaluation classifier once (~%.1f min on 2 CPU '
-                 'cores) before it scores; later evaluations reuse it.', cfg.data.name,
-                 classifier.minutes_to_train(cfg.eval.classifier_epochs, cfg.eval.classifier_examples or 60_000))
   labels = players.sample_labels(exp.spec, len(samples))
   result = {'step': step, 'train_minutes': clock.get('train_seconds', float('nan')) / 60,
             'split': cfg.eval.split, 'num_samples': len(samples),

@@ -25,31 +25,31 @@ class BiGAN(PaperGame):
     g_key, e_key = jax.random.split(g_key)
     z = jnp.zeros((1, spec.noise_dim))
     x = jnp.zeros((1,) + tuple(data_shape))
-    players = {'g': spec.g.init(g_key, z), 'e': spec.e.init(e_key, x)}
-    return players, spec.d.init({'params': d_key}, x, None, z, train=False)
+    g_and_e = {'g': spec.g.init(g_key, z), 'e': spec.e.init(e_key, x)}
+    return g_and_e, spec.d.init({'params': d_key}, x, None, z, train=False)
 
-  def _logits(self, spec, players, d_params, x, key):
+  def _logits(self, spec, g_and_e, d_params, x, key):
     b = x.shape[0]
     z = players.noise(spec, players.example_keys(spec, key, b, 0))
-    fake = spec.g.apply(players['g'], z)
+    fake = spec.g.apply(g_and_e['g'], z)
     fake_logits = players.discriminate(spec, d_params, fake, players.example_keys(spec, key, b, 2), cond=z)
     real_logits = players.discriminate(spec, d_params, x, players.example_keys(spec, key, b, 1),
-                                    cond=encode(spec, players['e'], x))
+                                    cond=encode(spec, g_and_e['e'], x))
     return real_logits, fake_logits
 
-  def d_loss(self, spec, d_params, players, real, key):
-    real_logits, fake_logits = self._logits(spec, players, d_params, real['image'], key)
+  def d_loss(self, spec, d_params, g_and_e, real, key):
+    real_logits, fake_logits = self._logits(spec, g_and_e, d_params, real['image'], key)
     return objective.discriminator_loss(real_logits, fake_logits), players.logit_metrics(real_logits, fake_logits)
 
-  def g_loss(self, spec, players, d_params, real, key):
-    real_logits, fake_logits = self._logits(spec, players, d_params, real['image'], key)
+  def g_loss(self, spec, g_and_e, d_params, real, key):
+    real_logits, fake_logits = self._logits(spec, g_and_e, d_params, real['image'], key)
     fool = objective.GENERATOR_LOSSES[spec.g_loss]
     # G wants D(G(z), z) called data; E wants D(x, E(x)) called a sample (labels swapped)
     e_loss = jnp.mean(optax.sigmoid_binary_cross_entropy(real_logits, jnp.zeros_like(real_logits)))
     return fool(fake_logits) + e_loss, {'e_loss': e_loss}
 
-  def sample(self, spec, players, z, labels):
-    return spec.g.apply(players['g'], z)
+  def sample(self, spec, g_and_e, z, labels):
+    return spec.g.apply(g_and_e['g'], z)
 
-  def generator_params(self, players):
-    return players['g']
+  def generator_params(self, g_and_e):
+    return g_and_e['g']
