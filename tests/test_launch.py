@@ -1,5 +1,6 @@
 """End to end, as a user runs it: launch.py trains, resumes, and refuses bad input clearly."""
 import glob
+import json
 import os
 import re
 import subprocess
@@ -46,14 +47,19 @@ def test_launch_trains_writes_and_resumes(tmp_path):
   assert sorted(os.listdir(wd / 'checkpoints')) == ['20', '40']
   assert os.path.exists(wd / 'samples' / 'step_0000040.png')
   assert glob.glob(str(wd / 'events.out.tfevents.*'))
-  r = launch(wd, '--config.train.num_steps=60', '--config.log_every_steps=20')
+  # resumed, and at the end evaluated once (eval.at_end: here ring2d's mode coverage)
+  r = launch(wd, '--config.train.num_steps=60', '--config.log_every_steps=20', '--config.eval.at_end=True')
   assert r.returncode == 0, r.stderr[-2000:]
   assert 'Resumed from the checkpoint at step 40' in r.stderr and 'step 60/60' in r.stderr
-  # the same command again once the run is complete: says so, trains and saves nothing
+  assert 'Evaluating the checkpoint at step 60' in r.stderr and 'No Table 1 row for ring2d' in r.stdout
+  evaluated = (wd / 'eval.json').read_text()
+  assert json.loads(evaluated)['step'] == 60 and 'modes_covered' in json.loads(evaluated)
+  # the same command again once the run is complete: says so, trains, saves and evaluates nothing
   history = (wd / 'eval_history.jsonl').read_text()
-  r = launch(wd, '--config.train.num_steps=60', '--config.log_every_steps=20')
+  r = launch(wd, '--config.train.num_steps=60', '--config.log_every_steps=20', '--config.eval.at_end=True')
   assert r.returncode == 0 and 'Traceback' not in r.stderr, r.stderr[-2000:]
   assert 'is complete at step 60 (train.num_steps=60)' in r.stderr, r.stderr[-2000:]
+  assert 'Evaluating the checkpoint' not in r.stderr and (wd / 'eval.json').read_text() == evaluated
   assert sorted(os.listdir(wd / 'checkpoints')) == ['20', '40', '60']
   assert (wd / 'eval_history.jsonl').read_text() == history
 

@@ -213,11 +213,11 @@ def test_time_budget_stops_two_processes_at_the_same_step_and_both_resume(tmp_pa
     paths = [tmp_path / f'p{i}_{attempt}.log' for i in range(2)]
     logs = [open(p, 'w+') for p in paths]
     procs = _two_processes(tmp_path / 'wd', logs, '--config.train.num_steps=1000000',
-                           '--config.train.time_budget_minutes=0.1')
+                           '--config.train.time_budget_minutes=0.05')
     codes = _wait_all(procs, 180)
     texts = [p.read_text() for p in paths]
     assert codes == [0, 0], texts[0][-1500:] + texts[1][-1500:]
-    steps = [_stopped_at(t, f'process {i}: Time budget of 0.1 training minutes reached') for i, t in enumerate(texts)]
+    steps = [_stopped_at(t, f'process {i}: Time budget of 0.05 training minutes reached') for i, t in enumerate(texts)]
     assert steps[0] == steps[1] > 0 and str(steps[0]) in os.listdir(tmp_path / 'wd' / 'checkpoints'), steps
     stops.append(steps[0])
   assert f'Resumed from the checkpoint at step {stops[0]}' in texts[0] and stops[1] > stops[0]

@@ -213,7 +213,7 @@ def table1_row(result: dict, dataset: str) -> str:
   """The paper's Table 1 row (Parzen log-likelihood) beside this run's, with the numbers that
   do not rest on Parzen alone."""
   if 'parzen_ll' not in result:
-    return f'No Table 1 row: {dataset} has no held-out images to score against.'
+    return f'No Table 1 row for {dataset}: Table 1 scores images; its numbers are in eval.json.'
   extra = ', '.join(f'{name} {result[k]:.3f}' if k != 'frechet_distance' else f'{name} {result[k]:.1f}'
                     for k, name in (('frechet_distance', 'classifier FD'), ('precision', 'precision'),
                                     ('recall', 'recall')) if k in result)
