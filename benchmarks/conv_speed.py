@@ -134,13 +134,13 @@ def jax_sides(c, real):
   fixed batch: the same spec and state train.setup builds, without opening a split."""
   import jax
   import numpy as np
-  from gan_jax import parallel, step, train
+  from gan_jax import experiment, parallel, step
   from gan_jax.data import synthetic
   from gan_jax.validate import validate_config
   c.mesh.num_devices, c.mesh.platform = 1, FLAGS.platform
   validate_config(c)
   devices = parallel.pmap_devices(parallel.select_devices(c.mesh))
-  spec, state = train.build_models(c, synthetic.ArraySource(real))
+  spec, state = experiment.build_models(c, synthetic.ArraySource(real))
   k, n = c.train.k, c.train.steps_per_call
   one = np.broadcast_to(real, (1, k) + real.shape)  # [devices, k, b, ...]
   # pmap's own output sharding: a batch placed with it is taken as is, no transfer per step

@@ -194,14 +194,14 @@ def build(s: Setup, per_call: int, count_flops: bool = True):
   import jax
   import numpy as np
   from configs import mnist_algorithm1
-  from gan_jax import parallel, step, train
+  from gan_jax import experiment, parallel, step
   from gan_jax.validate import validate_config
   c = mnist_algorithm1.get_config()
   c.seed, c.train.batch_size, c.train.k, c.train.steps_per_call = FLAGS.seed, s.batch, s.k, per_call
   c.mesh.platform, c.mesh.num_devices = 'cpu', s.devices
   validate_config(c)
   devices = parallel.select_devices(c.mesh)
-  spec, state = train.build_models(c, StandIn())
+  spec, state = experiment.build_models(c, StandIn())
   per_device = s.batch // s.devices
   rng = np.random.default_rng(FLAGS.seed)
   batch = rng.integers(0, 256, (s.devices, per_call, s.k, per_device) + MNIST_SHAPE, dtype=np.uint8)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from configs import mnist_conditional, mnist_dcgan_conditional
-from gan_jax import models, step, train
+from gan_jax import models, train
 from gan_jax.eval import evaluate
 from gan_jax.data import pipeline, synthetic
 from gan_jax.games import players

@@ -9,7 +9,6 @@ import pytest
 
 from configs import mnist_inpainting
 from gan_jax import models, step, train
-from gan_jax.eval import evaluate
 from gan_jax.games import inpainting
 from tests.conftest import tiny_paper_config
 

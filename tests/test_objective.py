@@ -54,7 +54,7 @@ def test_r1_term_of_d_loss_equals_finite_differences_of_d(r1_examples):
   differences (float64 arithmetic on D's outputs), not by the autodiff the step uses."""
   import dataclasses
   from configs import ring2d
-  from gan_jax import train
+  from gan_jax import experiment
   from gan_jax.validate import validate_config
 
   class TwoD:
@@ -66,7 +66,7 @@ def test_r1_term_of_d_loss_equals_finite_differences_of_d(r1_examples):
   c = ring2d.get_config()
   c.train.r1_gamma, c.train.r1_examples = 3.0, r1_examples
   validate_config(c)
-  spec, state = train.build_models(c, TwoD())
+  spec, state = experiment.build_models(c, TwoD())
   real = {'image': jnp.asarray(np.random.default_rng(0).normal(size=(8, 2)) * 2, jnp.float32)}
   key = jax.random.PRNGKey(1)
   with_r1, metrics = spec.game.d_loss(spec, state.d_params, state.g_params, real, key)
