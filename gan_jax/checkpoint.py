@@ -129,8 +129,10 @@ class Checkpoints:
     return self._restore(step, target, iterator)
 
   def _restore(self, step: int, target, iterator=None):
+    written_by = self._data_processes(step) if iterator is not None else None
+    moved = written_by is not None and written_by != jax.process_count()
     try:
-      out = self._restore_items(step, target, iterator)
+      out = self._restore_items(step, target, None if moved else iterator)
     except Exception as e:
       if getattr(target, 'd_ema', True) is not None:
         raise Damaged(_why(e)) from None
@@ -138,7 +140,7 @@ class Checkpoints:
       # still check every array). A shallow dict keeps the optimiser states' own containers.
       fields = {f: getattr(target, f) for f in target.__dataclass_fields__ if f != 'd_ema'}
       try:
-        out = self._restore_items(step, fields, iterator)
+        out = self._restore_items(step, fields, None if moved else iterator)
       except Exception:
         raise Damaged(_why(e)) from None
       out['state'] = target.replace(**out['state'])
@@ -147,11 +149,34 @@ class Checkpoints:
       bad = [k for k, v in digests(state).items() if out['digests'].get(k) != v]
       if bad or set(out['digests']) != set(digests(state)):
         raise Damaged(f'{len(bad)} array(s) differ from their saved digests (first: {bad[:1]})')
-    processes = out['clock'].get('process_count', 1)
-    if iterator is not None and processes != jax.process_count():  # one data state per process
-      raise UserError(f'the checkpoint at step {step} was written by {processes} process(es); '
-                      f'resume it with {processes} (now {jax.process_count()}) or start a new --workdir.')
+    if moved:  # another slice size: every process takes the one global position
+      iterator.set_state(self._shared_data_state(step, written_by))
+      getattr(iterator, 'start_prefetch', lambda: None)()  # as grain's own restore does
+      progress.log('The checkpoint at step %d was written by %d process(es); resuming with %d.',
+                   step, written_by, jax.process_count())
     return state, out['clock']
+
+  def _data_processes(self, step: int):
+    """How many processes wrote `step`'s data positions (grain writes one file each), or None."""
+    names = os.listdir(os.path.join(self.directory, str(step), 'data')) if os.path.isdir(
+        os.path.join(self.directory, str(step), 'data')) else []
+    counts = {int(n.split('-of-')[1][:-5]) for n in names if n.startswith('process_') and n.endswith('.json')}
+    return counts.pop() if len(counts) == 1 else None
+
+  def _shared_data_state(self, step: int, processes: int):
+    """The data position every process of a `processes`-process run saved. Each process iterates
+    the same global batches and reads its own rows of them (data/pipeline.py), so the positions
+    are equal, and a run on another number of processes or devices goes on with the same global
+    batches."""
+    folder = os.path.join(self.directory, str(step), 'data')
+    try:
+      states = [open(os.path.join(folder, f'process_{i}-of-{processes}.json')).read() for i in range(processes)]
+    except OSError as e:
+      raise Damaged(f'its data position is incomplete ({e.strerror}: {e.filename})') from None
+    if len(set(states)) != 1:
+      raise UserError(f'the checkpoint at step {step} holds different data positions for its {processes} '
+                      f'processes; resume it with {processes} processes or start a new --workdir.')
+    return json.loads(states[0])
 
   def _restore_items(self, step: int, target, iterator=None) -> dict:
     items = dict(state=ocp.args.StandardRestore(target), clock=ocp.args.JsonRestore())

@@ -250,3 +250,17 @@ def test_history_rows_count_training_time_only(tmp_path, monkeypatch):
   rows = [__import__('json').loads(l) for l in (tmp_path / 'eval_history.jsonl').read_text().splitlines()]
   assert [r['step'] for r in rows] == [10, 20]
   assert rows[0]['train_seconds'] < 6 and rows[1]['train_seconds'] - rows[0]['train_seconds'] < 6, rows
+
+
+def test_eta_is_the_sooner_of_the_step_count_and_the_time_budget(monkeypatch):
+  """At 100 steps/s with 99,900 steps to go (16m39s) but 10 training seconds of a budget left,
+  the ETA says 0m10s; with no budget, the steps decide."""
+  from gan_jax import progress
+  now = [0.0]
+  monkeypatch.setattr(progress.time, 'perf_counter', lambda: now[0])
+  metrics = dict.fromkeys(('d_real', 'd_fake', 'value', 'd_loss', 'g_loss', 'd_grad_norm', 'g_grad_norm'), 0.5)
+  clock = type('Clock', (), {'train_seconds': lambda self: 50.0})()
+  budgeted, unbounded = progress.Progress(0, 100_000, 60.0, clock), progress.Progress(0, 100_000)
+  now[0] = 1.0
+  assert 'ETA 0m10s' in budgeted.line(100, metrics)[0]
+  assert 'ETA 16m39s' in unbounded.line(100, metrics)[0]
