@@ -7,6 +7,7 @@
 --config.train.k=2. A workdir with a checkpoint resumes.
 """
 import os
+import re
 import sys
 
 from absl import app
@@ -32,6 +33,23 @@ flags.mark_flags_as_required(['config'])
 
 def default_workdir(config_path: str) -> str:
   return os.path.join('workdirs', os.path.splitext(os.path.basename(config_path.split(':')[0]))[0])
+
+
+def parse_flags(argv):
+  """absl's parsing, with a mistyped --config.<key> (which ml_collections raises as a bare
+  AttributeError) reported in one line."""
+  try:
+    return app.parse_flags_with_usage(argv)
+  except (AttributeError, KeyError) as e:
+    text = str(e.args[0] if e.args else e)
+    name = (re.search(r'\w+', text) or re.search('', '')).group(0)
+    given = [a.split('=')[0] for a in argv[1:] if a.startswith('--config.')]
+    flag = next((g for g in given if g.endswith('.' + name)), given[0] if given else '--config')
+    hint = re.search(r'Did you mean "([^"]+)"', text)
+    print(f'error: {flag}: the config has no key {name!r}'
+          + (f' (did you mean {hint.group(1)!r}?)' if hint else '; see the config file for its keys') + '.',
+          file=sys.stderr)
+    sys.exit(2)
 
 
 def main(argv):
@@ -68,4 +86,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

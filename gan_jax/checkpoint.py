@@ -69,6 +69,8 @@ def digests(state) -> dict:
   """sha256 of every array of the state (bytes, dtype and shape), keyed by its path."""
   out = {}
   for path, leaf in jax.tree_util.tree_leaves_with_path(state):
+    if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:  # replicated: any copy
+      leaf = leaf.addressable_data(0)
     a = np.ascontiguousarray(np.asarray(leaf))
     out[jax.tree_util.keystr(path)] = hashlib.sha256(
         f'{a.dtype}{a.shape}'.encode() + a.tobytes()).hexdigest()

@@ -16,7 +16,8 @@ from gan_jax.validate import validate_config
 @dataclasses.dataclass
 class Experiment:
   config: object
-  devices: list
+  devices: list  # this host's
+  dp: parallel.DataParallel  # how the step runs over the devices (mesh.api)
   spec: step.GANSpec
   train_source: object  # random access to the training split (data.open_split)
   iterator: object      # grain's iterator of train_step batches; its state is checkpointed
@@ -31,23 +32,24 @@ def setup(config, training: bool = True) -> Experiment:
   their shapes from the evaluation split, and the parameters come from a checkpoint."""
   validate_config(config)
   devices = parallel.select_devices(config.mesh)
+  dp = parallel.DataParallel(devices, config.mesh.get('api', 'pmap'))
   if not training:
     split = config.data.eval_split or config.data.train_split  # a folder holds nothing out
     shape_source = data.open_split(config.data, split, config.seed)
     spec, state = build_models(config, shape_source, for_restore=True)
-    return Experiment(config, devices, spec, None, None, state, step.make_sampler(spec))
-  num_global = len(devices) * jax.process_count()
+    return Experiment(config, devices, dp, spec, None, None, state, step.make_sampler(spec))
+  num_global = dp.num_devices
   source = data.open_split(config.data, config.data.train_split, config.seed)
   labelled = labelled_indices(config, source, num_global)
   iterator = data.pipeline.train_iterator(
       source, config.train.batch_size, config.train.k, num_global,
-      device_offset=jax.process_index() * len(devices), local_devices=len(devices),
+      device_offset=dp.device_offset, local_devices=len(devices),
       # data.prefetch counts dispatches: each needs steps_per_call batches, and a smaller read-ahead
       # left the device idle while the main thread read the rest (measured 89% of a resident batch)
       seed=config.seed, prefetch=config.data.prefetch * config.train.steps_per_call,
       labels=bool(config.model.num_classes), labelled=labelled)
   spec, state = build_models(config, source)
-  return Experiment(config, devices, spec, source, iterator, state, step.make_sampler(spec), labelled)
+  return Experiment(config, devices, dp, spec, source, iterator, state, step.make_sampler(spec), labelled)
 
 
 def build_models(config, source, for_restore: bool = False):

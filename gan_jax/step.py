@@ -214,6 +214,13 @@ def train_steps(spec: GANSpec, state: GANState, batches):
   return jax.lax.scan(lambda st, batch: train_step(spec, st, batch), state, batches)
 
 
+def make_train_steps(spec: GANSpec, dp) -> Callable:
+  """`train_steps` over `dp`'s devices (a parallel.DataParallel, either way): batches
+  [devices, steps, k, b, ...] as `dp.batch` places them; metrics replicated, [steps] on each."""
+  spec = dataclasses.replace(spec, axis_name=dp.axis_name)
+  return dp.map(lambda state, batches: train_steps(spec, state, batches))
+
+
 def make_p_train_steps(spec: GANSpec, devices=None) -> Callable:
   """`train_steps`, data-parallel: batches [devices, steps, k, b, ...]; metrics [devices, steps]."""
   spec = dataclasses.replace(spec, axis_name='batch')

@@ -8,7 +8,7 @@ import signal
 import jax
 import numpy as np
 
-from gan_jax import parallel, progress, step
+from gan_jax import progress, step
 from gan_jax.eval import evaluate, figure1, figures
 from gan_jax.checkpoint import Checkpoints, Damaged
 from gan_jax.errors import NonFiniteError, UserError
@@ -99,8 +99,8 @@ class _Verified:
   """Finite-checks each step's metrics one step late, so the check overlaps the next step's
   compute instead of stalling the pipeline; `now` checks the newest before anything is saved."""
 
-  def __init__(self, ckpt):
-    self._ckpt, self._pending = ckpt, None
+  def __init__(self, ckpt, dp):
+    self._ckpt, self._dp, self._pending = ckpt, dp, None
 
   def add(self, step_num, metrics):
     self.now()
@@ -110,7 +110,7 @@ class _Verified:
     if self._pending is not None:
       step_num, metrics = self._pending  # metrics of the call's steps: [steps_per_call] each
       self._pending = None
-      stacked = parallel.unreplicate(metrics)
+      stacked = self._dp.unreplicate(metrics)
       finite = np.all([np.isfinite(stacked[k]) for k in ('d_loss', 'g_loss', 'd_grad_norm', 'g_grad_norm')], axis=0)
       bad = int(np.argmin(finite)) if not finite.all() else None
       values = {k: float(v[-1] if bad is None else v[bad]) for k, v in stacked.items()}
@@ -157,22 +157,22 @@ def train(exp, ckpt, state, workdir, train_seconds=0.0):
                     'resume with the steps_per_call it was saved with.')
   announce(config, exp, workdir, start)
   progress.truncate_history(workdir, start)
-  p_steps = step.make_p_train_steps(exp.spec, parallel.pmap_devices(exp.devices))
-  rstate = parallel.replicate(state, len(exp.devices))
+  p_steps = step.make_train_steps(exp.spec, exp.dp)
+  rstate = exp.dp.replicate(state)
   writer, clock = progress.Writer(workdir), progress.TrainClock(train_seconds)
   budget = config.train.time_budget_minutes
   meter = progress.Progress(start, num_steps, None if budget is None else 60 * budget, clock)
-  verified, eval_cache = _Verified(ckpt), {}
+  verified, eval_cache = _Verified(ckpt, exp.dp), {}
   # Stops are agreed: each process's reasons ride a psum over all devices, dispatched after each
   # call and read one call later (as the metrics are), so every process stops after the same call.
-  agree = parallel.make_any_process(exp.devices)
+  agree = exp.dp.any_process()
   done, saved, pending, signalled, budget_hit = start, start, None, 0, 0
   due = lambda every: done % every == 0 or done == num_steps
   with StopSignals() as stop:
     while done < num_steps:
       over_budget = budget is not None and clock.train_seconds() >= 60 * budget
       batches = jax.tree.map(lambda *b: np.stack(b, axis=1), *[next(exp.iterator) for _ in range(per_call)])
-      rstate, metrics = p_steps(rstate, batches)
+      rstate, metrics = p_steps(rstate, exp.dp.batch(batches))
       reasons = agree([bool(stop.requested), over_budget])
       done += per_call
       verified.add(done, metrics)
@@ -188,7 +188,7 @@ def train(exp, ckpt, state, workdir, train_seconds=0.0):
           verified.now()
           save(ckpt, exp, rstate, done, trained)
           saved = done
-      signalled, budget_hit = parallel.unreplicate(pending) if pending is not None else (0, 0)
+      signalled, budget_hit = exp.dp.unreplicate(pending) if pending is not None else (0, 0)
       pending = reasons
       if signalled or budget_hit:
         break
@@ -197,7 +197,7 @@ def train(exp, ckpt, state, workdir, train_seconds=0.0):
       save(ckpt, exp, rstate, done, clock.train_seconds())
   outcome = report_end(stop, signalled, budget_hit, budget, start, done, num_steps)
   ckpt.wait()
-  final = parallel.unreplicate(rstate)
+  final = exp.dp.unreplicate(rstate)
   if config.figure1.enabled and done == num_steps and jax.process_index() == 0:
     write_figure1(exp, ckpt, final, workdir)
   writer.close()
@@ -225,11 +225,11 @@ def log_progress(meter, writer, done, metrics):
 def evaluate_periodically(exp, rstate, done, workdir, writer, cache, trained):
   """A sample grid and the validation metrics (eval.periodic_parzen) of the G evaluation uses,
   and of the raw G beside a moving average: what the average adds, at every evaluation."""
-  g_params = parallel.unreplicate(step.sampling_params(rstate))
+  g_params = exp.dp.unreplicate(step.sampling_params(rstate))
   write_samples(exp, g_params, done, workdir, writer)
   quick = evaluate.periodic_metrics(exp, g_params, cache, rstate)
   if quick and rstate.g_ema is not None:
-    raw = evaluate.periodic_metrics(exp, parallel.unreplicate(rstate.g_params), cache)
+    raw = evaluate.periodic_metrics(exp, exp.dp.unreplicate(rstate.g_params), cache)
     quick.update({f'raw_g/{k}': v for k, v in raw.items()})
   if quick:
     progress.log('eval at step %d: %s', done, ', '.join(f'{k} {v:.4g}' for k, v in quick.items()))
@@ -238,7 +238,9 @@ def evaluate_periodically(exp, rstate, done, workdir, writer, cache, trained):
 
 
 def save(ckpt, exp, rstate, done, trained):
-  ckpt.save(done, parallel.unreplicate(rstate), exp.iterator, {'train_seconds': trained}, exp.config)
+  # global arrays go to orbax as they are (each host writes its part); pmap's are copied out
+  state = rstate if exp.dp.mesh is not None else exp.dp.unreplicate(rstate)
+  ckpt.save(done, state, exp.iterator, {'train_seconds': trained}, exp.config)
 
 
 def report_end(stop, signalled, budget_hit, budget, start, done, num_steps) -> str:

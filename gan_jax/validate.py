@@ -62,6 +62,8 @@ def validate_config(config) -> None:
   if config.mesh.platform not in PLATFORMS:
     raise UserError(f'mesh.platform={config.mesh.platform!r} is unknown; choose one of {PLATFORMS[1:]} '
                     '(or None: JAX\'s default).')
+  if config.mesh.get('api', 'pmap') not in ('pmap', 'shard_map'):
+    raise UserError(f'mesh.api={config.mesh.api!r} is unknown; choose pmap or shard_map.')
   if config.model.noise not in ('uniform', 'gaussian'):
     raise UserError(f'model.noise={config.model.noise!r} is unknown; choose uniform or gaussian.')
   if t.k < 1:

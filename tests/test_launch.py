@@ -141,6 +141,13 @@ def test_bad_inputs_are_refused_before_anything_starts(tmp_path):
     assert message in r.stderr and 'Traceback' not in r.stderr, r.stderr[-1500:]
     assert r.stderr.strip().splitlines()[-1].startswith('error: ')
     assert not wd.exists(), f'{overrides} wrote into the workdir'
+  # a mistyped key: ml_collections raises a bare AttributeError while absl parses the flags
+  for flag, message in (('--config.train.numsteps=5', "no key 'numsteps' (did you mean 'num_steps'?)"),
+                        ('--config.num_steps=5', "no key 'num_steps'")):
+    r = launch(tmp_path / 'typo', '--config.seed=1', flag)
+    assert r.returncode == 2 and 'Traceback' not in r.stderr, r.stderr[-1500:]
+    assert r.stderr.strip().splitlines() == [f'error: {flag.split("=")[0]}: the config has {message}' + (
+        '' if 'mean' in message else '; see the config file for its keys') + '.'], r.stderr
 
 
 def test_missing_archives_fail_clearly(tmp_path):

@@ -150,21 +150,25 @@ def _wait_all(procs, timeout):
 
 
 def test_two_processes_on_loopback_equal_one_process(tmp_path):
+  """2 processes × 2 devices: with pmap, and with mesh.api=shard_map (a mesh over both processes'
+  devices, global arrays, orbax writing them from both) equal to pmap's bit for bit; each equal
+  to 1 process × 4 devices up to float order."""
   args = ['--config.train.num_steps=30', '--config.checkpoint_every_steps=10']
-  logs = [open(tmp_path / f'p{i}.log', 'w+') for i in range(2)]
-  procs = _two_processes(tmp_path / 'multi', logs, *args)
-  codes = _wait_all(procs, 300)
-  outs = [(tmp_path / f'p{i}.log').read_text() for i in range(2)]
-  assert codes == [0, 0], outs[0][-2000:] + outs[1][-2000:]
-  assert 'step 30/30' in outs[0] and 'step 30/30' not in outs[1]  # process 0 alone logs
+  for api in ('pmap', 'shard_map'):
+    logs = [open(tmp_path / f'{api}{i}.log', 'w+') for i in range(2)]
+    codes = _wait_all(_two_processes(tmp_path / api, logs, *args, f'--config.mesh.api={api}'), 300)
+    outs = [(tmp_path / f'{api}{i}.log').read_text() for i in range(2)]
+    assert codes == [0, 0], outs[0][-2000:] + outs[1][-2000:]
+    assert 'step 30/30' in outs[0] and 'step 30/30' not in outs[1]  # process 0 alone logs
+  chex.assert_trees_all_equal(final_state(tmp_path / 'pmap', 30, 4), final_state(tmp_path / 'shard_map', 30, 4))
   assert run(tmp_path / 'single', *args, '--config.mesh.num_devices=4').returncode == 0
-  multi, single = final_state(tmp_path / 'multi', 30, 4), final_state(tmp_path / 'single', 30, 4)
+  multi, single = final_state(tmp_path / 'shard_map', 30, 4), final_state(tmp_path / 'single', 30, 4)
   chex.assert_trees_all_close(multi, single, rtol=1e-5, atol=1e-6)
   # a pod preempted and back on another slice: the 2 × 2 checkpoint at step 20 resumed by 1 × 4
   # and by 1 × 1, with the same global batch, goes on with the same batches (up to float order)
   for devices in (4, 1):
     moved = tmp_path / f'moved_to_{devices}'
-    shutil.copytree(tmp_path / 'multi', moved)
+    shutil.copytree(tmp_path / 'shard_map', moved)
     shutil.rmtree(moved / 'checkpoints' / '30')
     r = run(moved, *args, f'--config.mesh.num_devices={devices}')
     assert r.returncode == 0, r.stderr[-2000:]

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax import data, parallel, progress, step as step_lib
+from gan_jax import data, progress, step as step_lib
 from gan_jax.eval import classifier, fid, figures, game_metrics, held_out, metrics, parzen
 from gan_jax.checkpoint import Checkpoints
 from gan_jax.errors import UserError
@@ -145,7 +145,7 @@ def periodic_metrics(exp, g_params, cache: dict, state=None) -> dict:
     return {}
   out = {}
   if cfg.train.game == 'semi_supervised' and state is not None:  # what the game is for
-    errors = game_metrics.semi_supervised_metrics(exp, parallel.unreplicate(state), cache, 'valid')
+    errors = game_metrics.semi_supervised_metrics(exp, exp.dp.unreplicate(state), cache, 'valid')
     out.update({f'valid/{k}': v for k, v in errors.items() if k.endswith('error_rate')})
   return {**out, **_sample_metrics(exp, g_params, cache)}
 
