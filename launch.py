@@ -66,13 +66,13 @@ def main(argv):
     # CPU collectives between processes go through gloo, jax's default for CPU.
     jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
                                num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
-  from gan_jax import progress
+  from gan_jax import files, progress
   progress.quiet_library_logs()  # before tfds is imported: it warns at import
   from gan_jax import train
   from gan_jax.eval import evaluate
   from gan_jax.errors import NonFiniteError, UserError
   workdir = FLAGS.workdir or default_workdir(config_flags.get_config_filename(FLAGS['config']))
-  progress.log('%s: workdir %s', FLAGS.mode, os.path.abspath(workdir))
+  progress.log('%s: workdir %s', FLAGS.mode, files.resolve(workdir))
   try:
     if FLAGS.mode == 'train':
       train.train_and_evaluate(config, workdir)

@@ -11,7 +11,6 @@ import datetime
 import hashlib
 import json
 import logging
-import os
 import sys
 import warnings
 
@@ -20,7 +19,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from gan_jax import progress
+from gan_jax import files, progress
 from gan_jax.errors import UserError
 
 # Config entries that may differ on resume: how long and how often, where files live, what is
@@ -91,8 +90,8 @@ class Checkpoints:
   def __init__(self, workdir: str, max_to_keep: int = 3, keep_period=None, read_only: bool = False):
     """Keeps the newest `max_to_keep` checkpoints, and every step divisible by `keep_period`.
     read_only: never writes, renames or cleans up, so it is safe beside a training run."""
-    self.workdir = os.path.abspath(workdir)
-    self.directory = os.path.join(self.workdir, 'checkpoints')
+    self.workdir = files.resolve(workdir)  # a local directory or a bucket URL
+    self.directory = files.join(self.workdir, 'checkpoints')
     self.read_only = read_only
     self._unsealed = []  # steps saved by this run whose files are not yet recorded
     # A write cut short (SIGKILL) leaves only a tmp dir; the writer removes it, a reader must not
@@ -102,10 +101,10 @@ class Checkpoints:
         cleanup_tmp_directories=not read_only))
 
   def all_steps(self):
-    return sorted(self._manager.all_steps()) if os.path.isdir(self.directory) else []
+    return sorted(self._manager.all_steps()) if files.isdir(self.directory) else []
 
   def latest_step(self):
-    return self._manager.latest_step() if os.path.isdir(self.directory) else None
+    return self._manager.latest_step() if files.isdir(self.directory) else None
 
   def saved_config(self, step: int) -> dict:
     try:
@@ -160,8 +159,7 @@ class Checkpoints:
 
   def _data_processes(self, step: int):
     """How many processes wrote `step`'s data positions (grain writes one file each), or None."""
-    names = os.listdir(os.path.join(self.directory, str(step), 'data')) if os.path.isdir(
-        os.path.join(self.directory, str(step), 'data')) else []
+    names = files.listdir(files.join(self.directory, str(step), 'data'))
     counts = {int(n.split('-of-')[1][:-5]) for n in names if n.startswith('process_') and n.endswith('.json')}
     return counts.pop() if len(counts) == 1 else None
 
@@ -170,11 +168,11 @@ class Checkpoints:
     the same global batches and reads its own rows of them (data/pipeline.py), so the positions
     are equal, and a run on another number of processes or devices goes on with the same global
     batches."""
-    folder = os.path.join(self.directory, str(step), 'data')
+    folder = files.join(self.directory, str(step), 'data')
     try:
-      states = [open(os.path.join(folder, f'process_{i}-of-{processes}.json')).read() for i in range(processes)]
+      states = [files.read_text(files.join(folder, f'process_{i}-of-{processes}.json')) for i in range(processes)]
     except OSError as e:
-      raise Damaged(f'its data position is incomplete ({e.strerror}: {e.filename})') from None
+      raise Damaged(f'its data position is incomplete ({type(e).__name__}: {e})') from None
     if len(set(states)) != 1:
       raise UserError(f'the checkpoint at step {step} holds different data positions for its {processes} '
                       f'processes; resume it with {processes} processes or start a new --workdir.')
@@ -182,7 +180,7 @@ class Checkpoints:
 
   def _restore_items(self, step: int, target, iterator=None) -> dict:
     items = dict(state=ocp.args.StandardRestore(target), clock=ocp.args.JsonRestore())
-    if os.path.isdir(os.path.join(self.directory, str(step), 'digests')):  # older checkpoints have none
+    if files.isdir(files.join(self.directory, str(step), 'digests')):  # older checkpoints have none
       items['digests'] = ocp.args.JsonRestore()
     if iterator is not None:
       items['data'] = grain.checkpoint.CheckpointRestore(iterator)
@@ -224,15 +222,15 @@ class Checkpoints:
       return
     if jax.process_index() == 0:
       stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%S')
-      dest = os.path.join(self.workdir, DAMAGED_DIR, f'{step}-{stamp}')
-      while os.path.exists(dest):  # the same step moved aside twice within a second
+      dest = files.join(self.workdir, DAMAGED_DIR, f'{step}-{stamp}')
+      while files.exists(dest):  # the same step moved aside twice within a second
         dest += '+'
-      os.makedirs(os.path.dirname(dest), exist_ok=True)
-      os.rename(os.path.join(self.directory, str(step)), dest)
-      with open(os.path.join(dest, 'WHY.txt'), 'w') as f:
-        f.write(reason + '\n')
-      if os.path.exists(self._manifest_path(step)):
-        os.rename(self._manifest_path(step), os.path.join(dest, 'MANIFEST.json'))
+      files.makedirs(files.join(self.workdir, DAMAGED_DIR))
+      files.move_tree(files.join(self.directory, str(step)), dest)
+      files.write_text(files.join(dest, 'WHY.txt'), reason + '\n')
+      if files.exists(self._manifest_path(step)):
+        files.write_text(files.join(dest, 'MANIFEST.json'), files.read_text(self._manifest_path(step)))
+        files.remove(self._manifest_path(step))
       progress.warn(f'Moved the damaged checkpoint at step {step} to {dest}.')
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils
@@ -240,23 +238,20 @@ class Checkpoints:
     self._manager.reload()
 
   def _manifest_path(self, step: int) -> str:
-    return os.path.join(self.workdir, MANIFEST_DIR, f'{step}.json')
+    return files.join(self.workdir, MANIFEST_DIR, f'{step}.json')
 
   def _file_digests(self, step: int) -> dict:
-    root = os.path.join(self.directory, str(step))
+    root = files.join(self.directory, str(step))
     out = {}
-    for folder, _, names in os.walk(root):
-      for name in names:
-        path = os.path.join(folder, name)
-        with open(path, 'rb') as f:
-          out[os.path.relpath(path, root)] = hashlib.file_digest(f, 'sha256').hexdigest()
+    for rel in files.walk_files(root):
+      with files.open_file(files.join(root, rel), 'rb') as f:
+        out[rel] = hashlib.file_digest(f, 'sha256').hexdigest()
     return out
 
   def _check_files(self, step: int) -> None:
     """Every file of the step as it was when its save finished (when that was recorded)."""
     try:
-      with open(self._manifest_path(step)) as f:
-        expected = json.load(f)
+      expected = json.loads(files.read_text(self._manifest_path(step)))
     except (OSError, ValueError):  # saved before manifests, or killed before sealing: arrays still checked
       return
     actual = self._file_digests(step)
@@ -273,20 +268,16 @@ class Checkpoints:
     if jax.process_index() != 0 or not self._unsealed:
       return
     steps = set(self.all_steps())
-    os.makedirs(os.path.join(self.workdir, MANIFEST_DIR), exist_ok=True)
     for step in self._unsealed:
       if step in steps:
-        path = self._manifest_path(step)
-        with open(path + '.tmp', 'w') as f:
-          json.dump(self._file_digests(step), f)
-        os.replace(path + '.tmp', path)
+        files.write_text(self._manifest_path(step), json.dumps(self._file_digests(step)))
     self._unsealed = []
-    for name in os.listdir(os.path.join(self.workdir, MANIFEST_DIR)):
+    for name in files.listdir(files.join(self.workdir, MANIFEST_DIR)):
       if name.endswith('.json') and name[:-5].isdigit() and int(name[:-5]) not in steps:
-        os.remove(os.path.join(self.workdir, MANIFEST_DIR, name))
+        files.remove(files.join(self.workdir, MANIFEST_DIR, name))
 
   def save(self, step: int, state, iterator, clock: dict, config) -> None:
-    os.makedirs(self.directory, exist_ok=True)
+    files.makedirs(self.directory)
     self._seal()
     self._unsealed.append(step)
     self._manager.save(step, args=ocp.args.Composite(

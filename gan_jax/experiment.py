@@ -3,7 +3,6 @@ grain iterator, or for evaluation only the shapes of the evaluation split), the 
 and the initial state. `train.py` trains it; evaluation (`gan_jax/eval/`) reads it."""
 import dataclasses
 
-import jax
 import numpy as np
 
 from gan_jax import data, games, parallel, step

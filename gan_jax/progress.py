@@ -2,12 +2,13 @@
 import contextlib
 import json
 import logging as std_logging
-import os
 import time
 
 from absl import logging
 import jax
 import numpy as np
+
+from gan_jax import files
 
 
 def _duration(seconds: float) -> str:
@@ -124,24 +125,20 @@ class TrainClock:
 def truncate_history(workdir: str, step: int) -> None:
   """Drops eval_history.jsonl rows after `step` (a resumed run evaluates those steps again) and
   any line a kill cut short, so the file holds one row per step across any number of resumes."""
-  path = os.path.join(workdir, 'eval_history.jsonl')
-  if jax.process_index() != 0 or not os.path.exists(path):
+  path = files.join(workdir, 'eval_history.jsonl')
+  if jax.process_index() != 0 or not files.exists(path):
     return
   kept = []
-  with open(path) as f:
-    for line in f:
-      try:
-        if json.loads(line)['step'] <= step:
-          kept.append(line if line.endswith('\n') else line + '\n')
-      except (ValueError, KeyError, TypeError):
-        pass
-  with open(path + '.tmp', 'w') as f:
-    f.writelines(kept)
-  os.replace(path + '.tmp', path)
+  for line in files.read_text(path).splitlines():
+    try:
+      if json.loads(line)['step'] <= step:
+        kept.append(line + '\n')
+    except (ValueError, KeyError, TypeError):
+      pass
+  files.write_text(path, ''.join(kept))
 
 
 def append_history(workdir: str, record: dict) -> None:
   """One JSON line per periodic evaluation in workdir/eval_history.jsonl (process 0)."""
   if jax.process_index() == 0:
-    with open(os.path.join(workdir, 'eval_history.jsonl'), 'a') as f:
-      f.write(json.dumps(record) + '\n')
+    files.append_line(files.join(workdir, 'eval_history.jsonl'), json.dumps(record))

@@ -2,13 +2,12 @@
 loop with progress, periodic evaluation, checkpoints and agreed stops, then the final evaluation.
 `launch.py` calls `train_and_evaluate`."""
 import json
-import os
 import signal
 
 import jax
 import numpy as np
 
-from gan_jax import progress, step
+from gan_jax import files, progress, step
 from gan_jax.eval import evaluate, figure1, figures
 from gan_jax.checkpoint import Checkpoints, Damaged
 from gan_jax.errors import NonFiniteError, UserError
@@ -19,8 +18,8 @@ from gan_jax.models import sample_noise
 def save_labelled_indices(exp: Experiment, workdir: str) -> None:
   """Which labels a semi-supervised run saw, beside its checkpoints."""
   if exp.labelled is not None and jax.process_index() == 0:
-    with open(os.path.join(workdir, 'labelled_indices.json'), 'w') as f:
-      json.dump({'split': exp.config.data.train_split, 'indices': [int(i) for i in exp.labelled]}, f)
+    files.write_text(files.join(workdir, 'labelled_indices.json'), json.dumps(
+        {'split': exp.config.data.train_split, 'indices': [int(i) for i in exp.labelled]}))
 
 
 def restore_or_init(exp: Experiment, ckpt: Checkpoints):
@@ -50,7 +49,7 @@ def write_samples(exp: Experiment, g_params, step_num: int, workdir: str, writer
   n = cfg.num_samples
   rows = (np.arange(n) // int(np.ceil(np.sqrt(n)))) % max(exp.spec.num_classes, 1)  # a class per row
   samples = np.asarray(exp.sample(g_params, fixed_noise(cfg, n), rows if exp.spec.num_classes else None))
-  path = os.path.join(workdir, 'samples', f'step_{step_num:07d}.png')
+  path = files.join(workdir, 'samples', f'step_{step_num:07d}.png')
   if jax.process_index() == 0:
     reference = exp.train_source.read(np.arange(min(2000, len(exp.train_source)))) if samples.ndim == 2 else None
     image = figures.save_samples(samples, path, cfg.data.scale, reference)
@@ -83,16 +82,8 @@ class StopSignals:
 
 
 def check_workdir(workdir: str) -> None:
-  """Fails before any work when workdir cannot be created or written."""
-  try:
-    os.makedirs(workdir, exist_ok=True)
-    probe = os.path.join(workdir, f'.write_test_{jax.process_index()}')
-    with open(probe, 'w') as f:
-      f.write('ok')
-    os.remove(probe)
-  except OSError as e:
-    raise UserError(f'--workdir={workdir} is not a writable directory ({e.strerror}); '
-                    'choose a directory you can write to.') from None
+  """Fails before any work when workdir cannot be created or written (a bucket: within 15 s)."""
+  files.check_writable(workdir, jax.process_index())
 
 
 class _Verified:
@@ -272,5 +263,5 @@ def write_figure1(exp, ckpt, final_state, workdir):
     progress.warn(f'No Figure 1: the checkpoint at step {max(earlier)} is damaged ({e}).')
     return
   stages = figure1.figure_stages(exp, early_state, final_state, cfg.d_steps, cfg.g_steps)
-  path = figure1.write(exp, stages, os.path.join(workdir, 'figure1.png'))
+  path = figure1.write(exp, stages, files.join(workdir, 'figure1.png'))
   progress.log('Wrote %s (panel (a) from the checkpoint at step %d).', path, max(earlier))

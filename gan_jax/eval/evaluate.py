@@ -13,14 +13,13 @@ reported, once (`--mode=eval`, eval.split). Parzen's σ is always chosen on the 
 first `parzen.SIGMA_EXAMPLES` images, as the released code did.
 """
 import json
-import os
 
 from absl import logging
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax import data, progress, step as step_lib
+from gan_jax import data, files, progress, step as step_lib
 from gan_jax.eval import classifier, fid, figures, game_metrics, held_out, metrics, parzen
 from gan_jax.checkpoint import Checkpoints
 from gan_jax.errors import UserError
@@ -183,7 +182,7 @@ def evaluate(exp, workdir: str, step=None) -> dict:
             'split': cfg.eval.split, 'num_samples': len(samples),
             **evaluate_samples(exp, samples, splits, cfg.eval.split, labels),
             **inception_metrics(exp, g_params, samples, splits, cfg.eval.split)}
-  figures_at = os.path.join(workdir, 'samples') if jax.process_index() == 0 else None
+  figures_at = files.join(workdir, 'samples') if jax.process_index() == 0 else None
   result.update(game_metrics.for_game(exp, g_params, state, splits, cfg.eval.split, figures_at, step))
   if state.g_ema is not None:  # the raw G beside its moving average: what the average adds
     raw_samples = generate(exp, state.g_params, cfg.eval.num_samples, cfg.seed + 1)
@@ -191,8 +190,7 @@ def evaluate(exp, workdir: str, step=None) -> dict:
            **inception_metrics(exp, state.g_params, raw_samples, splits, cfg.eval.split)}
     result.update({f'raw_g/{k}': v for k, v in raw.items() if k != 'classifier_accuracy'})
   if jax.process_index() == 0:
-    with open(os.path.join(workdir, 'eval.json'), 'w') as f:
-      json.dump(result, f, indent=2)
+    files.write_text(files.join(workdir, 'eval.json'), json.dumps(result, indent=2))
     writer = progress.Writer(workdir)
     writer.scalars(step, {k: v for k, v in result.items() if k not in ('step', 'split')}, prefix='eval')
     writer.close()
@@ -203,8 +201,7 @@ def evaluate(exp, workdir: str, step=None) -> dict:
 def evaluated(workdir: str, step: int) -> bool:
   """Whether workdir's eval.json already holds the numbers of the checkpoint at `step`."""
   try:
-    with open(os.path.join(workdir, 'eval.json')) as f:
-      return json.load(f).get('step') == step
+    return json.loads(files.read_text(files.join(workdir, 'eval.json'))).get('step') == step
   except (OSError, ValueError):
     return False
 
@@ -241,9 +238,9 @@ def sample(exp, workdir: str, step=None) -> list:
   paper's Figure 2 (nearest training example) and Figure 3 (z interpolations)."""
   state, step = load_state(exp, workdir, step)
   g_params = step_lib.sampling_params(state)
-  cfg, out_dir = exp.config, os.path.join(workdir, 'samples')
+  cfg, out_dir = exp.config, files.join(workdir, 'samples')
   samples = generate(exp, g_params, cfg.num_samples, cfg.seed + 2)
-  paths = [os.path.join(out_dir, f'sample_step_{step:07d}.png')]
+  paths = [files.join(out_dir, f'sample_step_{step:07d}.png')]
   if jax.process_index() != 0:
     return paths
   train_source = data.open_split(cfg.data, cfg.data.train_split, cfg.seed)
@@ -253,7 +250,7 @@ def sample(exp, workdir: str, step=None) -> list:
     chunks = (data.scale(c, cfg.data.scale) for c in train_source.chunks())
     nearest = lambda idx: data.scale(train_source.read(idx), cfg.data.scale)
     paths.append(figures.figure2(samples[:30], chunks, nearest, cfg.data.scale,
-                                 os.path.join(out_dir, f'figure2_step_{step:07d}.png')))
+                                 files.join(out_dir, f'figure2_step_{step:07d}.png')))
     z = sample_noise(jax.random.PRNGKey(cfg.seed + 4), (2, 8, cfg.model.noise_dim), cfg.model.noise)
     t = jnp.linspace(0.0, 1.0, 10)[None, :, None]
     zs = (1 - t) * z[0][:, None] + t * z[1][:, None]           # [8 rows, 10 steps, noise_dim]
@@ -261,8 +258,8 @@ def sample(exp, workdir: str, step=None) -> list:
     images = np.asarray(exp.sample(g_params, zs.reshape(-1, cfg.model.noise_dim),
                                    None if rows is None else np.repeat(rows, 10)))
     paths.append(figures.figure3(images.reshape((8, 10) + images.shape[1:]), cfg.data.scale,
-                                 os.path.join(out_dir, f'figure3_step_{step:07d}.png')))
-  paths.append(write_npz(exp, state, os.path.join(out_dir, f'samples_step_{step:07d}.npz')))
+                                 files.join(out_dir, f'figure3_step_{step:07d}.png')))
+  paths.append(write_npz(exp, state, files.join(out_dir, f'samples_step_{step:07d}.npz')))
   for p in paths:
     logging.info('Wrote %s', p)
   return paths
@@ -285,6 +282,6 @@ def write_npz(exp, state, path: str) -> str:
     arrays['images'] = np.round(unit * 255.0).astype(np.uint8)
   else:
     arrays['samples'] = samples.astype(np.float32)
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  np.savez(path, **arrays, generator=np.array(cfg.sample.generator), seed=np.array(cfg.seed + 5))
+  with files.open_file(path, 'wb') as f:
+    np.savez(f, **arrays, generator=np.array(cfg.sample.generator), seed=np.array(cfg.seed + 5))
   return path

@@ -16,7 +16,7 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from gan_jax import data, objective, step  # noqa: E402
+from gan_jax import data, files, objective, step  # noqa: E402
 from gan_jax.models import sample_noise  # noqa: E402
 
 
@@ -93,6 +93,7 @@ def write(exp, stages, path: str, grid_range=(-1.5, 3.5)):
     ax.set_yticks([0, 0.5, 1.0])
   axes[0].legend(loc='upper left', fontsize=9)
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
+  with files.open_file(path, 'wb') as f:
+    fig.savefig(f, dpi=110, format='png')
   plt.close(fig)
   return path

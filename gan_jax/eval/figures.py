@@ -1,11 +1,12 @@
 """Pictures written as PNG: sample grids (images), scatter plots (2-D), histograms (1-D)."""
-import os
 
 import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import PIL.Image  # noqa: E402
+
+from gan_jax import files  # noqa: E402
 
 
 def to_uint8(images: np.ndarray, scale: str) -> np.ndarray:
@@ -28,8 +29,8 @@ def image_grid(images: np.ndarray, ncols: int, pad: int = 1) -> np.ndarray:
 
 
 def save_png(array: np.ndarray, path: str) -> None:
-  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-  PIL.Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(path)
+  with files.open_file(path, 'wb') as f:
+    PIL.Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(f, format='PNG')
 
 
 def save_samples(samples: np.ndarray, path: str, scale: str, reference: np.ndarray = None) -> np.ndarray:
@@ -49,10 +50,10 @@ def save_samples(samples: np.ndarray, path: str, scale: str, reference: np.ndarr
       ax.hist(reference[:, 0], bins=60, density=True, alpha=0.4, label='data')
     ax.hist(samples[:, 0], bins=60, density=True, alpha=0.6, label='G(z)')
   ax.legend(loc='upper right')
-  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
   fig.canvas.draw()
   image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-  fig.savefig(path, dpi=100)
+  with files.open_file(path, 'wb') as f:
+    fig.savefig(f, dpi=100, format='png')
   plt.close(fig)
   return image
 
