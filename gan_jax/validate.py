@@ -62,6 +62,12 @@ def validate_config(config) -> None:
   if config.mesh.platform not in PLATFORMS:
     raise UserError(f'mesh.platform={config.mesh.platform!r} is unknown; choose one of {PLATFORMS[1:]} '
                     '(or None: JAX\'s default).')
+  for key in ('data_dir', 'manual_dir', 'cache_dir', 'path'):
+    where = config.data.get(key)
+    if where and '://' in str(where):
+      raise UserError(f'data.{key}={where}: datasets are read from local disk (tfds\' array_record '
+                      'reader stalled on a bucket in tests); copy it first, e.g. gcloud storage cp -r '
+                      f'{where} /local/dir, and pass the local directory.')
   if config.mesh.get('api', 'pmap') not in ('pmap', 'shard_map'):
     raise UserError(f'mesh.api={config.mesh.api!r} is unknown; choose pmap or shard_map.')
   if config.model.noise not in ('uniform', 'gaussian'):
