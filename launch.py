@@ -56,6 +56,14 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   config = FLAGS.config
+  workdir = FLAGS.workdir or default_workdir(config_flags.get_config_filename(FLAGS['config']))
+  from gan_jax import files
+  from gan_jax.errors import NonFiniteError, UserError
+  try:
+    files.check_reachable(workdir)  # before JAX starts: an unreachable bucket fails in seconds
+  except UserError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
   if config.mesh.keep_host_memory:
     from gan_jax import host_memory
     host_memory.keep_freed_memory()  # before JAX's backend starts the threads that allocate
@@ -66,12 +74,10 @@ def main(argv):
     # CPU collectives between processes go through gloo, jax's default for CPU.
     jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
                                num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
-  from gan_jax import files, progress
+  from gan_jax import progress
   progress.quiet_library_logs()  # before tfds is imported: it warns at import
   from gan_jax import train
   from gan_jax.eval import evaluate
-  from gan_jax.errors import NonFiniteError, UserError
-  workdir = FLAGS.workdir or default_workdir(config_flags.get_config_filename(FLAGS['config']))
   progress.log('%s: workdir %s', FLAGS.mode, files.resolve(workdir))
   try:
     if FLAGS.mode == 'train':
