@@ -179,13 +179,8 @@ def open_records(data_config, split: str) -> records.Records:
   label = 'label' if 'label' in features and isinstance(features['label'], tfds.features.ClassLabel) else None
   info = {'dataset': builder.info.full_name, 'split': split, 'image_key': key, 'image_size': size,
           'count': count}
-  # the decoded records are read with os.pread: beside local data, or on local disk when the
-  # prepared data sits in a bucket
-  beside = '://' not in str(builder.data_dir)
-  root = data_config.cache_dir or (os.path.join(builder.data_dir, 'gan_jax_records') if beside else
-                                   os.path.join(os.path.expanduser('~'), '.cache', 'gan_jax', 'records'))
-  named = data_config.cache_dir or not beside
-  directory = os.path.join(root, builder.info.full_name.replace('/', '_') if named else '',
+  root = data_config.cache_dir or os.path.join(builder.data_dir, 'gan_jax_records')
+  directory = os.path.join(root, builder.info.full_name.replace('/', '_') if data_config.cache_dir else '',
                            f'{"".join(c if c.isalnum() else "_" for c in split)}_{key}_{size or "native"}')
 
   def examples(chunk=1000):
