@@ -67,6 +67,19 @@ def cifar10_mock(monkeypatch):
   return lambda n: tfds.testing.mock_data(num_examples=n, policy=tfds.testing.MockPolicy.USE_CODE)
 
 
+def wait_for(proc, text, log, timeout=120):
+  """Until `text` appears in the file `log` that the running `proc` writes; fails if it exits
+  first or the text does not come in time."""
+  import time
+  deadline = time.time() + timeout
+  while time.time() < deadline:
+    if text in log.read_text():
+      return
+    assert proc.poll() is None, log.read_text()[-2000:]
+    time.sleep(0.05)
+  raise AssertionError(f'{text!r} not seen in {timeout} s:\n{log.read_text()[-2000:]}')
+
+
 def tiny_paper_config(config):
   """The paper's MNIST architecture, narrowed so tests run in seconds."""
   config.model.g_kwargs.hidden = 64

@@ -17,7 +17,7 @@ import pytest
 from configs import mnist, ring2d
 from gan_jax import train
 from gan_jax.checkpoint import DAMAGED_DIR, MANIFEST_DIR, Checkpoints
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_for
 from tests.gcs_emulator import gcs  # noqa: F401  (the fixture)
 
 BASE = ['--config=configs/ring2d.py', '--config.mesh.platform=cpu', '--config.mesh.num_devices=1']
@@ -82,16 +82,6 @@ def final_state(workdir, step, config=None):
   finally:
     ckpt.close()
   return state
-
-
-def wait_for(proc, text, log, timeout=90):
-  deadline = time.time() + timeout
-  while time.time() < deadline:
-    if text in log.read_text():
-      return
-    assert proc.poll() is None, log.read_text()[-2000:]
-    time.sleep(0.05)
-  raise AssertionError(f'{text!r} not seen in {timeout} s:\n{log.read_text()[-2000:]}')
 
 
 def local_files(root):

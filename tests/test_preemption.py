@@ -18,7 +18,7 @@ import numpy as np
 from configs import mnist, ring2d
 from gan_jax import train
 from gan_jax.checkpoint import Checkpoints
-from tests.conftest import ROOT, tiny_paper_config
+from tests.conftest import ROOT, tiny_paper_config, wait_for
 
 BASE = ['--config=configs/ring2d.py', '--config.mesh.platform=cpu']
 
@@ -41,16 +41,6 @@ def final_state(workdir, step, num_devices=1, **config_overrides):
   state, _ = ckpt.restore(step, exp.init_state)
   ckpt.close()
   return state
-
-
-def wait_for(proc, text, log, timeout=120):
-  deadline = time.time() + timeout
-  while time.time() < deadline:
-    if text in log.read_text():
-      return
-    assert proc.poll() is None, log.read_text()[-2000:]
-    time.sleep(0.05)
-  raise AssertionError(f'{text!r} not seen in time')
 
 
 def test_sigkill_at_a_random_step_then_resume_is_bit_exact(tmp_path):
