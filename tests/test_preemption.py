@@ -155,12 +155,13 @@ def test_two_processes_on_loopback_equal_one_process(tmp_path):
   multi, single = final_state(tmp_path / 'shard_map', 30, 4), final_state(tmp_path / 'single', 30, 4)
   chex.assert_trees_all_close(multi, single, rtol=1e-5, atol=1e-6)
   # a pod preempted and back on another slice: the 2 × 2 checkpoint at step 20 resumed by 1 × 4
-  # and by 1 × 1, with the same global batch, goes on with the same batches (up to float order)
-  for devices in (4, 1):
+  # (and the other way, pmap) and by 1 × 1, with the same global batch, goes on with the same
+  # batches (up to float order)
+  for devices, api in ((4, 'pmap'), (1, 'shard_map')):
     moved = tmp_path / f'moved_to_{devices}'
     shutil.copytree(tmp_path / 'shard_map', moved)
     shutil.rmtree(moved / 'checkpoints' / '30')
-    r = run(moved, *args, f'--config.mesh.num_devices={devices}')
+    r = run(moved, *args, f'--config.mesh.num_devices={devices}', f'--config.mesh.api={api}')
     assert r.returncode == 0, r.stderr[-2000:]
     assert 'written by 2 process(es); resuming with 1' in r.stderr and 'Resumed from the checkpoint at step 20' in r.stderr
     chex.assert_trees_all_close(final_state(moved, 30, devices), single, rtol=1e-5, atol=1e-6)
