@@ -31,7 +31,7 @@ def setup(config, training: bool = True) -> Experiment:
   their shapes from the evaluation split, and the parameters come from a checkpoint."""
   validate_config(config)
   devices = parallel.select_devices(config.mesh)
-  dp = parallel.DataParallel(devices, config.mesh.get('api', 'pmap'))
+  dp = parallel.DataParallel(devices, config.mesh.api)
   if not training:
     split = config.data.eval_split or config.data.train_split  # a folder holds nothing out
     shape_source = data.open_split(config.data, split, config.seed)

@@ -81,11 +81,6 @@ class StopSignals:
       signal.signal(sig, handler)
 
 
-def check_workdir(workdir: str) -> None:
-  """Fails before any work when workdir cannot be created or written (a bucket: within 15 s)."""
-  files.check_writable(workdir, jax.process_index())
-
-
 class _Verified:
   """Finite-checks each step's metrics one step late, so the check overlaps the next step's
   compute instead of stalling the pipeline; `now` checks the newest before anything is saved."""
@@ -122,7 +117,7 @@ def train_and_evaluate(config, workdir: str):
   evaluates the final checkpoint once on eval.split and prints the Table 1 row. Returns the final
   state (host copy)."""
   exp = setup(config)
-  check_workdir(workdir)
+  files.check_writable(workdir, jax.process_index())  # before any work
   save_labelled_indices(exp, workdir)
   ckpt = Checkpoints(workdir, config.max_checkpoints_to_keep, config.keep_checkpoints_every_steps)
   try:
@@ -204,7 +199,7 @@ def announce(config, exp, workdir, start):
   progress.log('Training %s/%s on %s for steps %d..%d%s (%d device(s), batch %d, k=%d).',
                config.model.generator, config.model.discriminator, config.data.name, start + 1,
                config.train.num_steps, '' if budget is None else f' or {budget:g} training minutes',
-               len(exp.devices) * jax.process_count(), config.train.batch_size, config.train.k)
+               exp.dp.num_devices, config.train.batch_size, config.train.k)
 
 
 def log_progress(meter, writer, done, metrics):

@@ -68,7 +68,7 @@ def validate_config(config) -> None:
       raise UserError(f'data.{key}={where}: datasets are read from local disk (tfds\' array_record '
                       'reader stalled on a bucket in tests); copy it first, e.g. gcloud storage cp -r '
                       f'{where} /local/dir, and pass the local directory.')
-  if config.mesh.get('api', 'pmap') not in parallel.APIS:
+  if config.mesh.api not in parallel.APIS:
     raise UserError(f'mesh.api={config.mesh.api!r} is unknown; choose pmap or shard_map.')
   if config.model.noise not in ('uniform', 'gaussian'):
     raise UserError(f'model.noise={config.model.noise!r} is unknown; choose uniform or gaussian.')
