@@ -6,6 +6,7 @@ at all: there a file is written in one upload, and a folder is moved by copying 
 before deleting the originals (a crash in between leaves both copies, never neither).
 """
 import os
+import shutil
 import socket
 import threading
 import urllib.parse
@@ -99,7 +100,15 @@ def move_tree(src, dst) -> None:
   epath.Path(src).rmtree()
 
 
-def check_reachable(path) -> None:
+def copy_files(src, dst, rels) -> None:
+  """The files `rels` (relative paths) under `src` copied to `dst`, in that order; either may be a
+  bucket (streamed: epath's copy cannot cross a disk and a bucket)."""
+  for rel in rels:
+    with open_file(join(src, rel), 'rb') as f, open_file(join(dst, rel), 'wb') as g:
+      shutil.copyfileobj(f, g, 1 << 24)
+
+
+def check_reachable(path, flag: str = '--workdir') -> None:
   """For a gs:// path, one connection to the storage endpoint (STORAGE_EMULATOR_HOST when set):
   a host that cannot be reached fails here in seconds, where gcsfs would retry for half a minute."""
   if is_local(path) or not str(path).startswith('gs://'):
@@ -111,7 +120,7 @@ def check_reachable(path) -> None:
   try:
     socket.create_connection((url.hostname, port), timeout=CONNECT_SECONDS).close()
   except OSError as e:
-    raise UserError(f'--workdir={path}: Cloud Storage at {url.hostname}:{port} cannot be reached '
+    raise UserError(f'{flag}={path}: Cloud Storage at {url.hostname}:{port} cannot be reached '
                     f'({e.strerror or type(e).__name__}); check the network (and STORAGE_EMULATOR_HOST '
                     'if you use an emulator).') from None
 

@@ -62,12 +62,11 @@ def validate_config(config) -> None:
   if config.mesh.platform not in PLATFORMS:
     raise UserError(f'mesh.platform={config.mesh.platform!r} is unknown; choose one of {PLATFORMS[1:]} '
                     '(or None: JAX\'s default).')
-  for key in ('data_dir', 'manual_dir', 'cache_dir', 'path'):
+  for key in ('manual_dir', 'cache_dir', 'path'):  # data_dir may be a bucket: it is copied to cache_dir
     where = config.data.get(key)
     if where and '://' in str(where):
-      raise UserError(f'data.{key}={where}: datasets are read from local disk (tfds\' array_record '
-                      'reader stalled on a bucket in tests); copy it first, e.g. gcloud storage cp -r '
-                      f'{where} /local/dir, and pass the local directory.')
+      raise UserError(f'data.{key}={where}: this is read from (or written to) local disk; copy it '
+                      f'first, e.g. gcloud storage cp -r {where} /local/dir, and pass the local directory.')
   if config.mesh.api not in parallel.APIS:
     raise UserError(f'mesh.api={config.mesh.api!r} is unknown; choose pmap or shard_map.')
   if config.model.noise not in ('uniform', 'gaussian'):

@@ -99,14 +99,27 @@ def history(rows):
   return [{k: v for k, v in json.loads(r).items() if k != 'train_seconds'} for r in rows.splitlines()]
 
 
+def _prepared_mnist(tfds_dir, mnist_dir):
+  """The prepared MNIST (tfds' version folder): (folder, names of its files)."""
+  from gan_jax.data import tfds_source
+  folder = os.fspath(tfds_source.prepare('mnist', tfds_dir, mnist_dir).data_dir)
+  return folder, sorted(n for n in os.listdir(folder) if os.path.isfile(os.path.join(folder, n)))
+
+
 def test_mnist_mlp_into_a_bucket_killed_and_resumed_equals_the_same_run_on_disk(gcs, tmp_path, mnist_dir, tfds_dir):
-  """The paper's MNIST pair (uint8 batches from the record cache, dropout), SIGKILLed mid-run."""
+  """The paper's MNIST pair (uint8 batches from the record cache, dropout), SIGKILLed mid-run; in
+  the bucket run the prepared data comes from the bucket too (copied once to a local cache)."""
   base = mnist_base(mnist_dir, tfds_dir)
   args = ['--config.train.num_steps=300', '--config.checkpoint_every_steps=50', '--config.log_every_steps=50']
   local, local_log = tmp_path / 'local', tmp_path / 'local.log'
   with open(local_log, 'w') as out:
     on_disk = start(local, *args, out=out, base=base)
   wait_for(on_disk, 'Training paper_mlp', local_log)  # the data is prepared, for both runs
+  folder, names = _prepared_mnist(tfds_dir, mnist_dir)
+  for name in names:  # as `gcloud storage cp -r` would put it there
+    gcs.write(f'tfds/mnist/3.0.1/{name}', open(os.path.join(folder, name), 'rb').read())
+  base = [b for b in base if 'data_dir' not in b] + [f'--config.data.data_dir={gcs.path("tfds")}',
+                                                     f'--config.data.cache_dir={tmp_path / "cache"}']
   log = tmp_path / 'killed.log'
   with open(log, 'w') as out:
     proc = start(gcs.path('run'), *args, out=out, base=base)
@@ -115,8 +128,9 @@ def test_mnist_mlp_into_a_bucket_killed_and_resumed_equals_the_same_run_on_disk(
     finally:
       proc.send_signal(signal.SIGKILL)
       proc.wait()
+  assert f'Copying mnist from {gcs.path("tfds/mnist/3.0.1")}' in log.read_text()
   code, err = finish(start(gcs.path('run'), *args, base=base))
-  assert code == 0 and 'Traceback' not in err, err[-2000:]
+  assert code == 0 and 'Traceback' not in err and 'Copying mnist' not in err, err[-2000:]
   assert 50 <= int(err.split('Resumed from the checkpoint at step ')[1].split()[0]) < 300
   assert on_disk.wait(timeout=120) == 0, local_log.read_text()[-2000:]
   c = mnist.get_config()
@@ -124,6 +138,25 @@ def test_mnist_mlp_into_a_bucket_killed_and_resumed_equals_the_same_run_on_disk(
   c.data.manual_dir, c.data.data_dir = mnist_dir, tfds_dir
   c.data.update(MNIST_SPLITS)
   chex.assert_trees_all_equal(final_state(local, 300, c), final_state(gcs.path('run'), 300, c))
+
+
+def test_data_prepared_on_this_host_is_uploaded_to_a_bucket_data_dir(gcs, tmp_path, mnist_dir, tfds_dir):
+  """data.data_dir in a bucket that lacks the dataset: it is prepared on local disk (here: found
+  prepared in the local cache) and uploaded, every file as it is on disk, the decoded records not."""
+  from gan_jax.data import tfds_source
+  folder, names = _prepared_mnist(tfds_dir, mnist_dir)
+  local = tmp_path / 'cache' / 'tensorflow_datasets' / 'mnist' / '3.0.1'
+  (local / 'gan_jax_records').mkdir(parents=True)
+  (local / 'gan_jax_records' / 'images.u8').write_bytes(b'decoded records stay on this host')
+  for name in names:
+    os.symlink(os.path.join(folder, name), local / name)
+  c = mnist.get_config()
+  c.data.manual_dir, c.data.data_dir, c.data.cache_dir = mnist_dir, gcs.path('tfds'), str(tmp_path / 'cache')
+  builder = tfds_source.readable_builder(c.data)
+  assert builder.is_prepared() and os.fspath(builder.data_dir) == str(local)
+  assert gcs.list('tfds/mnist/3.0.1') == names  # every object, recursively: no decoded records
+  for name in names:
+    assert gcs.read(f'tfds/mnist/3.0.1/{name}') == open(os.path.join(folder, name), 'rb').read(), name
 
 
 def test_ring2d_into_a_bucket_killed_and_resumed_equals_the_same_run_on_disk(gcs, tmp_path):

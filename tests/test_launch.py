@@ -113,7 +113,7 @@ BAD_INPUTS = [
     (['--config.train.r1_gamma=1.0', '--config.train.game=bigan'], 'the R1 penalty is a term of the paper'),
     (['--config.train.r1_examples=-4'], 'train.r1_examples=-4 must be >= 0'),
     (['--config.mesh.api=pjit'], "mesh.api='pjit' is unknown; choose pmap or shard_map"),
-    (['--config.data.data_dir=gs://b/tfds'], 'data.data_dir=gs://b/tfds: datasets are read from local disk'),
+    (['--config.data.cache_dir=gs://b/cache'], 'data.cache_dir=gs://b/cache: this is read from (or written to) local disk'),
 ]
 
 

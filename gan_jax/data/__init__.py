@@ -4,9 +4,7 @@
 a record file, or the synthetic samples in memory); `pipeline.train_iterator` streams training
 batches from it through grain; `load_unit_split` reads a small split whole (evaluation).
 """
-import os
-
-from gan_jax.data import folder, pipeline, synthetic, tfds_source
+from gan_jax.data import folder, pipeline, records, synthetic, tfds_source
 from gan_jax.data.pipeline import from_unit, scale, to_unit  # noqa: F401  (the public names)
 
 SYNTHETIC = synthetic.NAMES
@@ -20,8 +18,7 @@ def open_split(data_config, split: str, seed: int = 0):
     n = data_config.num_examples if train else data_config.num_eval_examples
     return synthetic.ArraySource(*synthetic.sample_labelled(name, n, seed + (0 if train else 1)))
   if name == 'folder':
-    root = data_config.cache_dir or os.path.join(os.path.expanduser('~'), '.cache', 'gan_jax')
-    return folder.open_records(data_config, split, root)
+    return folder.open_records(data_config, split, records.cache_root(data_config))
   return tfds_source.open_records(data_config, split)
 
 

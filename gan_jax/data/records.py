@@ -23,6 +23,11 @@ _IMAGES, _LABELS, _META = 'images.u8', 'labels.npy', 'meta.json'
 FORMAT = 1
 
 
+def cache_root(data_config) -> str:
+  """Where decoded records (and local copies of bucket data) go when data.cache_dir is unset."""
+  return data_config.cache_dir or os.path.join(os.path.expanduser('~'), '.cache', 'gan_jax')
+
+
 class Records:
   """Random access to a finished record directory: `read(indices)` -> uint8 [n, H, W, C]."""
 

@@ -9,6 +9,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import shutil
 import socket
 import sys
 import threading
@@ -18,7 +19,7 @@ from urllib.parse import urlparse
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core.download import checksums as tfds_checksums
 
-from gan_jax import progress
+from gan_jax import files, progress
 from gan_jax.data import records
 from gan_jax.data.tfds_builders import BUILDERS
 from gan_jax.errors import UserError
@@ -137,6 +138,49 @@ def prepare(name: str, data_dir: Optional[str], manual_dir: Optional[str]):
   return builder
 
 
+_MARKERS = ('features.json', 'dataset_info.json')  # what makes tfds call a version folder prepared
+
+
+def readable_builder(data_config):
+  """The prepared tfds builder, on local disk: tfds' array_record reader opens local files only
+  (it stalled on gs:// in tests). With `data.data_dir` in a bucket the dataset is copied once to
+  `<cache root>/tensorflow_datasets`; one not prepared there is prepared on local disk, then
+  uploaded (its marker files last, so a half-finished upload never looks prepared) for the other
+  hosts and later runs."""
+  name, data_dir, manual_dir = data_config.name, data_config.data_dir, data_config.manual_dir
+  if files.is_local(data_dir or ''):
+    return prepare(name, data_dir, manual_dir)
+  files.check_reachable(data_dir, '--config.data.data_dir')
+  local_dir = os.path.join(records.cache_root(data_config), 'tensorflow_datasets')
+  remote = os.fspath(builder_for(name, data_dir).data_dir)
+  try:
+    in_bucket = all(files.exists(files.join(remote, m)) for m in _MARKERS)
+  except Exception as e:  # noqa: BLE001  (gcsfs and google-auth raise their own)
+    raise UserError(f'--config.data.data_dir={data_dir} cannot be read ({type(e).__name__}: '
+                    f'{" ".join(str(e).split())[:200]}); check the bucket name and your credentials '
+                    '(gcloud auth application-default login).') from None
+  local = builder_for(name, local_dir)
+  if not local.is_prepared() and in_bucket:
+    progress.log('Copying %s from %s to %s (once).', name, remote, local.data_dir)
+    tmp = f'{local.data_dir}.tmp-{os.getpid()}'
+    files.copy_files(remote, tmp, [r for r in files.walk_files(remote) if '/' not in r])
+    try:
+      os.rename(tmp, local.data_dir)
+    except OSError:  # another process on this host copied it meanwhile
+      shutil.rmtree(tmp, ignore_errors=True)
+    local = builder_for(name, local_dir)
+    if not local.is_prepared():
+      raise UserError(f'{name} copied from {remote} to {local.data_dir} does not read as prepared; '
+                      f'delete {local.data_dir} and run again.')
+    return local
+  local = prepare(name, local_dir, manual_dir)
+  if not in_bucket:
+    progress.log('Uploading the prepared %s to %s.', name, remote)
+    prepared = [r for r in files.walk_files(os.fspath(local.data_dir)) if '/' not in r and r not in _MARKERS]
+    files.copy_files(os.fspath(local.data_dir), remote, prepared + list(_MARKERS))
+  return local
+
+
 @contextlib.contextmanager
 def _one_preparer(builder, name: str):
   """Holds a lock beside the dataset's prepared files while preparing it: two runs started at once
@@ -162,7 +206,7 @@ def open_records(data_config, split: str) -> records.Records:
   """A split as decoded-once records: the image feature `data.image_key`, center-cropped and
   resized to `data.image_size` (None: as stored), and the label when the dataset has one."""
   name, key, size = data_config.name, data_config.image_key, data_config.image_size
-  builder = prepare(name, data_config.data_dir, data_config.manual_dir)
+  builder = readable_builder(data_config)
   features = builder.info.features
   images = [k for k, f in features.items() if isinstance(f, tfds.features.Image)]
   if key not in features or key not in images:
