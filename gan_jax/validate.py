@@ -1,7 +1,6 @@
 """Config checks that run before anything is read or written, so bad input costs nothing."""
 from gan_jax import data, games, models, objective, parallel
 from gan_jax.data import pipeline
-from gan_jax.eval import fid
 from gan_jax.errors import UserError
 
 UPDATES = ('alternating', 'simultaneous')
@@ -104,6 +103,7 @@ def validate_config(config) -> None:
     raise UserError(f'eval.fid_num_samples={config.eval.fid_num_samples} must be >= 10 (the Inception '
                     'Score averages 10 splits).')
   if config.eval.inception_weights:
+    from gan_jax.eval import fid  # pylint: disable=g-import-not-at-top  (~0.1 s, only when asked for)
     fid.check_weights_path(config.eval.inception_weights)
     if d.name in data.SYNTHETIC or not d.eval_split:
       raise UserError(f'eval.inception_weights: FID compares image samples with data.eval_split, and '

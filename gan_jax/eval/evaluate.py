@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import data, files, progress, step as step_lib
-from gan_jax.eval import classifier, fid, figures, game_metrics, held_out, metrics, parzen
+from gan_jax.eval import classifier, figures, game_metrics, held_out, metrics, parzen
 from gan_jax.checkpoint import Checkpoints
 from gan_jax.errors import UserError
 from gan_jax.models import sample_noise
@@ -123,6 +123,7 @@ def inception_metrics(exp, g_params, samples, cache: dict, split: str = 'test') 
   cfg = exp.config
   if 'inception' not in cache or samples.ndim != 4 or not held_out.has_held_out(cfg.data):
     return {}
+  from gan_jax.eval import fid  # pylint: disable=g-import-not-at-top  (only with Inception weights)
   if len(samples) != cfg.eval.fid_num_samples:
     samples = generate(exp, g_params, cfg.eval.fid_num_samples, cfg.seed + 1)
   if f'{split}_fid_reference' not in cache:
@@ -174,6 +175,7 @@ def evaluate(exp, workdir: str, step=None) -> dict:
   cfg = exp.config
   splits = {}
   if cfg.eval.inception_weights:  # read before sampling: a wrong file fails in seconds
+    from gan_jax.eval import fid  # pylint: disable=g-import-not-at-top
     splits['inception'] = fid.load_network(cfg.eval.inception_weights)
   g_params = step_lib.sampling_params(state)
   samples = generate(exp, g_params, cfg.eval.num_samples, cfg.seed + 1)

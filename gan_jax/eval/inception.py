@@ -19,7 +19,6 @@ from flax import traverse_util
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.special
 
 SIZE = 299
 NUM_CLASSES = 1008  # the 2015 graph's softmax has 1008 outputs, more than ImageNet's 1000 classes
@@ -292,6 +291,7 @@ def inception_score(logits, splits: int = 10, shuffle_seed: int | None = 2020):
     raise ValueError(f'{len(logits)} samples cannot make {splits} splits')
   if shuffle_seed is not None:
     logits = logits[np.random.RandomState(shuffle_seed).permutation(len(logits))]
+  import scipy.special  # pylint: disable=g-import-not-at-top  (~0.2 s, for this alone)
   log_p = scipy.special.log_softmax(logits, axis=1)
   n, scores = len(logits), []
   for i in range(splits):

@@ -4,7 +4,6 @@ class coverage, precision/recall/coverage in its feature space) for MNIST-like d
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.linalg
 
 
 def gaussian(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -22,6 +21,7 @@ def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
 
 def frechet_distance_of_gaussians(mu_a, cov_a, mu_b, cov_b) -> float:
   """The same from fitted Gaussians (e.g. cached statistics of a reference set)."""
+  import scipy.linalg  # pylint: disable=g-import-not-at-top  (~0.1 s at every start, for this alone)
   covmean = scipy.linalg.sqrtm(cov_a @ cov_b)
   if not np.isfinite(covmean).all():
     # as pytorch-fid: a ridge only when the product's square root is not finite (features that
