@@ -11,13 +11,12 @@ import math
 
 import jax
 import jax.numpy as jnp
-import matplotlib
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
 
-from gan_jax import data, files, objective, step  # noqa: E402
-from gan_jax.models import sample_noise  # noqa: E402
+from gan_jax import data, files, objective, step
+from gan_jax.eval import figures
+from gan_jax.models import sample_noise
+
 
 
 def kde(samples: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -63,6 +62,7 @@ def write(exp, stages, path: str, grid_range=(-1.5, 3.5)):
   grid = np.linspace(*grid_range, 400)
   p_data = data_density(grid)
   titles = ['(a) part-way', '(b) D trained to D*', '(c) after G updates', '(d) end: p_g ≈ p_data']
+  plt = figures.pyplot()
   fig, axes = plt.subplots(1, 4, figsize=(18, 4.2), sharey=True)
   z_arrows = np.linspace(-math.sqrt(3) * 0.98, math.sqrt(3) * 0.98, 15)[:, None] \
       if spec.noise == 'uniform' else np.linspace(-2, 2, 15)[:, None]

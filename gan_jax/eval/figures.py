@@ -1,12 +1,17 @@
 """Pictures written as PNG: sample grids (images), scatter plots (2-D), histograms (1-D)."""
 
-import matplotlib
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import PIL.Image  # noqa: E402
+import numpy as np
+import PIL.Image
 
-from gan_jax import files  # noqa: E402
+from gan_jax import files
+
+
+def pyplot():
+  """matplotlib, imported when a plot is drawn: image runs never need it (~0.5 s of every start)."""
+  import matplotlib
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+  return plt
 
 
 def to_uint8(images: np.ndarray, scale: str) -> np.ndarray:
@@ -39,6 +44,7 @@ def save_samples(samples: np.ndarray, path: str, scale: str, reference: np.ndarr
     grid = image_grid(to_uint8(samples, scale), ncols=int(np.ceil(np.sqrt(len(samples)))))
     save_png(grid, path)
     return grid if grid.shape[-1] == 3 else np.repeat(grid, 3, axis=-1)
+  plt = pyplot()
   fig, ax = plt.subplots(figsize=(5, 5))
   if samples.shape[-1] == 2:
     if reference is not None:
