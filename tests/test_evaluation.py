@@ -13,6 +13,7 @@ import pytest
 from gan_jax import data
 from gan_jax.eval import metrics, parzen
 from gan_jax.data import synthetic
+from gan_jax.errors import UserError
 from tests.conftest import ROOT, tiny_paper_config
 
 
@@ -70,6 +71,27 @@ def test_frechet_distance_known_values():
   assert metrics.frechet_distance(a, a + shift) == pytest.approx(float(shift @ shift), rel=1e-6)
   # N(0, I) vs N(0, 4I) in 4 dims: Tr(I + 4I - 2·2I) = 4
   assert metrics.frechet_distance(rng.normal(size=(200000, 4)), 2 * rng.normal(size=(200000, 4))) == pytest.approx(4.0, rel=0.03)
+
+
+def test_kernel_inception_distance_against_a_direct_computation():
+  rng = np.random.default_rng(0)
+  a, b = rng.normal(size=(40, 5)), rng.normal(size=(50, 5)) + 0.3
+  mean, std = metrics.kernel_inception_distance(a, b, num_subsets=3, subset_size=12, seed=7)
+  # the same subsets, the unbiased MMD² written out pair by pair
+  draw, d, estimates = np.random.default_rng(7), 5, []
+  k = lambda u, v: (sum(ui * vi for ui, vi in zip(u, v)) / d + 1) ** 3
+  for _ in range(3):
+    x, y = a[draw.choice(40, 12, replace=False)], b[draw.choice(50, 12, replace=False)]
+    pairs = [(i, j) for i in range(12) for j in range(12) if i != j]
+    estimates.append(sum(k(x[i], x[j]) + k(y[i], y[j]) for i, j in pairs) / len(pairs)
+                     - 2 * sum(k(x[i], y[j]) for i in range(12) for j in range(12)) / 144)
+  assert mean == pytest.approx(np.mean(estimates), rel=1e-10) and std == pytest.approx(np.std(estimates), rel=1e-10)
+  # one distribution: near 0 (unbiased, either sign); a shifted one: far above its spread
+  same = metrics.kernel_inception_distance(rng.normal(size=(2000, 8)), rng.normal(size=(2000, 8)), 20, 500)
+  shifted = metrics.kernel_inception_distance(rng.normal(size=(2000, 8)), rng.normal(size=(2000, 8)) + 0.5, 20, 500)
+  assert abs(same[0]) < 3 * same[1] and shifted[0] > 10 * shifted[1] > 0, (same, shifted)
+  with pytest.raises(UserError, match='KID compares subsets of 1000 features, but one set has only 500'):
+    metrics.kernel_inception_distance(rng.normal(size=(500, 8)), rng.normal(size=(2000, 8)))
 
 
 def test_classifier_score_and_coverage_known_values():
@@ -137,7 +159,6 @@ def test_non_finite_samples_are_refused_not_scored():
   from configs import ring2d
   from gan_jax import train
   from gan_jax.eval import evaluate
-  from gan_jax.errors import UserError
   c = ring2d.get_config()
   c.mesh.num_devices = 1
   exp = train.setup(c)
