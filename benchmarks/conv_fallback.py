@@ -49,10 +49,6 @@ def captured(fn):
     return result, log.read().count(FALLBACK)
 
 
-def fallbacks(compile_fn) -> int:
-  return captured(compile_fn)[1]
-
-
 def single_convolution():
   """{variant: fallbacks} for one NHWC convolution's kernel gradient."""
   import jax
@@ -65,7 +61,7 @@ def single_convolution():
   def scanned(unroll):
     return lambda w: lax.scan(lambda w, _: (w - 0.1 * grad(w), None), w, None, length=2, unroll=unroll)[0]
   variants = {'conv_grad': grad, 'conv_grad_scan': scanned(1), 'conv_grad_scan_unrolled': scanned(True)}
-  return {name: fallbacks(lambda f=f: jax.jit(f).lower(w).compile()) for name, f in variants.items()}
+  return {name: captured(lambda f=f: jax.jit(f).lower(w).compile())[1] for name, f in variants.items()}
 
 
 def step_variants(name):
@@ -86,7 +82,7 @@ def step_variants(name):
       fn, args = jax.jit(lambda s, b: step.train_step(spec, s, b)), (state, batch)
     else:
       fn, args = jax.jit(lambda s, b: step.train_steps(spec, s, b)), (state, np.broadcast_to(batch, (n,) + batch.shape))
-    out[f'{name}_{label}'] = fallbacks(lambda: fn.lower(*args).compile())
+    out[f'{name}_{label}'] = captured(lambda: fn.lower(*args).compile())[1]
   return out
 
 

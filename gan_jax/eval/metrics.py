@@ -42,7 +42,9 @@ def kernel_inception_distance(features_a, features_b, num_subsets: int = 100, su
   each (drawn without replacement); (mean, std over subsets). Unbiased, so it can dip below 0
   when the sets come from one distribution. Subsets as torch-fidelity's defaults (100 of 1,000)."""
   a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
-  if min(len(a), len(b)) < subset_size or subset_size < 2:
+  if subset_size < 2:
+    raise UserError(f'KID needs subsets of at least 2 features, not {subset_size}.')
+  if min(len(a), len(b)) < subset_size:
     raise UserError(f'KID compares subsets of {subset_size} features, but one set has only '
                     f'{min(len(a), len(b))}: lower the subset size or give more samples.')
   rng, m, d = np.random.default_rng(seed), subset_size, a.shape[1]
