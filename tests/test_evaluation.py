@@ -3,7 +3,6 @@ metrics on cases with known answers, and --mode=eval / --mode=sample on a real s
 import json
 import math
 import os
-import subprocess
 import sys
 
 import jax
@@ -14,6 +13,7 @@ from gan_jax import data
 from gan_jax.eval import metrics, parzen
 from gan_jax.data import synthetic
 from gan_jax.errors import UserError
+from tests import launcher
 from tests.conftest import ROOT, tiny_paper_config
 
 
@@ -172,7 +172,7 @@ VALID, TEST = 'train[50000:53000]', 'test[:3000]'
 
 
 def launch(workdir, mode, extra):
-  return subprocess.run([sys.executable, 'launch.py', '--config=configs/mnist.py', f'--workdir={workdir}',
+  return launcher.run([sys.executable, 'launch.py', '--config=configs/mnist.py', f'--workdir={workdir}',
                          f'--mode={mode}', *extra], cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 

@@ -5,7 +5,6 @@ Random weights stand in for pytorch-fid's (not downloadable here). They are He-s
 identity batch norms so that pool3 still depends on the image; the test_inception.py state dict
 (small weights, random BN statistics) maps every image to the same features within 1e-9."""
 import os
-import subprocess
 import sys
 import types
 
@@ -16,6 +15,7 @@ from configs import mnist, ring2d
 from gan_jax.eval import evaluate, fid, inception, metrics
 from gan_jax.errors import UserError
 from gan_jax.validate import validate_config
+from tests import launcher
 from tests.conftest import ROOT
 
 BATCH = 10  # one batch size in every call: one compiled program for the whole file
@@ -167,7 +167,7 @@ def test_wrong_weights_are_one_line_user_errors(weights_path, tmp_path):
 
 
 def test_launch_refuses_missing_weights_before_anything(tmp_path):
-  r = subprocess.run([sys.executable, 'launch.py', '--config=configs/mnist.py', '--mode=eval',
+  r = launcher.run([sys.executable, 'launch.py', '--config=configs/mnist.py', '--mode=eval',
                       f'--workdir={tmp_path / "wd"}', f'--config.eval.inception_weights={tmp_path / "w.pth"}'],
                      cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert r.returncode == 2, r.stderr[-2000:]

@@ -17,6 +17,7 @@ import pytest
 from configs import mnist, ring2d
 from gan_jax import train
 from gan_jax.checkpoint import DAMAGED_DIR, MANIFEST_DIR, Checkpoints
+from tests import launcher
 from tests.conftest import ROOT, wait_for
 from tests.gcs_emulator import gcs  # noqa: F401  (the fixture)
 
@@ -51,7 +52,7 @@ def _no_launch_outlives_its_test():
 
 def start(workdir, *overrides, out=subprocess.PIPE, base=None):
   """launch.py in the background, with this process's environment (the emulator's variables)."""
-  proc = subprocess.Popen(cmd(workdir, *overrides, base=base), cwd=ROOT, env=dict(os.environ), text=True,
+  proc = launcher.Popen(cmd(workdir, *overrides, base=base), cwd=ROOT, env=dict(os.environ), text=True,
                           stdout=out, stderr=subprocess.STDOUT if out is not subprocess.PIPE else subprocess.PIPE)
   _STARTED.append(proc)
   return proc

@@ -16,13 +16,14 @@ from configs import cifar10, default, ring2d
 from gan_jax import train
 from gan_jax.checkpoint import Checkpoints
 from gan_jax.errors import UserError
+from tests import launcher
 from tests.conftest import ROOT, tiny_paper_config
 from tests.test_input_pipeline import make_image_folder
 
 
 def launch(workdir, *overrides, config='configs/ring2d.py'):
   cmd = [sys.executable, 'launch.py', f'--config={config}', f'--workdir={workdir}', *overrides]
-  return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+  return launcher.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
 def ring(steps, **kw):

@@ -18,6 +18,7 @@ import numpy as np
 from configs import mnist, ring2d
 from gan_jax import train
 from gan_jax.checkpoint import Checkpoints
+from tests import launcher
 from tests.conftest import ROOT, tiny_paper_config, wait_for
 
 BASE = ['--config=configs/ring2d.py', '--config.mesh.platform=cpu']
@@ -28,7 +29,7 @@ def cmd(workdir, *overrides, base=BASE):
 
 
 def run(workdir, *overrides, base=BASE):
-  return subprocess.run(cmd(workdir, *overrides, base=base), cwd=ROOT, capture_output=True, text=True, timeout=300)
+  return launcher.run(cmd(workdir, *overrides, base=base), cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
 def final_state(workdir, step, num_devices=1, **config_overrides):
@@ -49,7 +50,7 @@ def test_sigkill_at_a_random_step_then_resume_is_bit_exact(tmp_path):
   assert run(tmp_path / 'whole', *args).returncode == 0
   log = tmp_path / 'killed.log'
   with open(log, 'w') as out:
-    proc = subprocess.Popen(cmd(tmp_path / 'killed', *args), cwd=ROOT, stdout=out, stderr=out)
+    proc = launcher.Popen(cmd(tmp_path / 'killed', *args), cwd=ROOT, stdout=out, stderr=out)
     wait_for(proc, 'step 150/500', log)
     time.sleep(random.uniform(0.0, 0.5))  # ~150 steps/s: the kill lands before about step 250
     proc.send_signal(signal.SIGKILL)
@@ -65,7 +66,7 @@ def test_sigkill_at_a_random_step_then_resume_is_bit_exact(tmp_path):
 def test_sigterm_saves_the_current_step_and_exits_0(tmp_path):
   log = tmp_path / 'run.log'
   with open(log, 'w') as out:
-    proc = subprocess.Popen(cmd(tmp_path / 'wd', '--config.train.num_steps=1000000', '--config.log_every_steps=50'),
+    proc = launcher.Popen(cmd(tmp_path / 'wd', '--config.train.num_steps=1000000', '--config.log_every_steps=50'),
                             cwd=ROOT, stdout=out, stderr=out)
     wait_for(proc, 'step 100/', log)
     proc.send_signal(signal.SIGTERM)
@@ -118,7 +119,7 @@ def _free_port():
 
 def _two_processes(workdir, logs, *args, base=BASE):
   port = _free_port()
-  return [subprocess.Popen(cmd(workdir, *args, '--config.mesh.num_devices=2',
+  return [launcher.Popen(cmd(workdir, *args, '--config.mesh.num_devices=2',
                                f'--coordinator_address=127.0.0.1:{port}', '--num_processes=2',
                                f'--process_id={i}', base=base), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
           for i, log in enumerate(logs)]
