@@ -61,7 +61,7 @@ def build_models(config, source, for_restore: bool = False):
       g=g, d=d, noise_dim=config.model.noise_dim, noise=config.model.noise,
       g_tx=make_optimizer(config.optim.g, max(1, d_updates_per_epoch // config.train.k)),
       d_tx=make_optimizer(config.optim.d, max(1, d_updates_per_epoch)),
-      g_loss=config.train.g_loss, k=config.train.k, update=config.train.update_mode,
+      g_loss=config.train.g_loss, d_loss=config.train.get('d_loss', 'cross_entropy'), k=config.train.k, update=config.train.update_mode,
       ema_decay=config.train.ema_decay, ema_start_step=config.train.ema_start_step,
       d_ema_decay=config.train.d_ema_decay, data_scale=config.data.scale,
       num_classes=config.model.num_classes, game=games.make_game(config.train.game),

@@ -45,7 +45,21 @@ def r1_penalty(real_input_grads, gamma):
   return 0.5 * gamma * jnp.mean(per_example)
 
 
-GENERATOR_LOSSES = {'minimax': generator_loss_minimax, 'non_saturating': generator_loss_non_saturating}
+def discriminator_loss_hinge(d_real_logits, d_fake_logits):
+  """The hinge loss (Lim & Ye 2017; Miyato et al. 2018's spectrally normalised GANs):
+  E_x[max(0, 1 - D(x))] + E_z[max(0, 1 + D(G(z)))] on D's logits. D stops pushing a point once
+  its logit is past the margin, so a D that tells the sets apart stops growing its logits."""
+  return jnp.mean(jax.nn.relu(1.0 - d_real_logits)) + jnp.mean(jax.nn.relu(1.0 + d_fake_logits))
+
+
+def generator_loss_hinge(d_fake_logits, weights=None):
+  """G's half of the hinge game: descends -E_z[D(G(z))], the logit itself, unbounded."""
+  return -jnp.average(d_fake_logits, weights=weights)
+
+
+GENERATOR_LOSSES = {'minimax': generator_loss_minimax, 'non_saturating': generator_loss_non_saturating,
+                    'hinge': generator_loss_hinge}
+DISCRIMINATOR_LOSSES = {'cross_entropy': discriminator_loss, 'hinge': discriminator_loss_hinge}
 
 
 def _normalise(p):

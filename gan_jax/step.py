@@ -44,6 +44,7 @@ class GANSpec:
   noise_dim: int
   noise: str = 'uniform'
   g_loss: str = 'non_saturating'
+  d_loss: str = 'cross_entropy'  # or 'hinge' (objective.DISCRIMINATOR_LOSSES); the paper's game only
   k: int = 1
   update: str = 'alternating'
   ema_decay: float = 0.0  # > 0: keep an EMA of G's weights (sampled at evaluation)

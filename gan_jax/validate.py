@@ -78,6 +78,12 @@ def validate_config(config) -> None:
     raise UserError(f'train.update_mode=simultaneous updates D and G together, so train.k must be 1 (got {t.k}).')
   if t.g_loss not in objective.GENERATOR_LOSSES:
     raise UserError(f'train.g_loss={t.g_loss!r} is unknown; choose one of {tuple(objective.GENERATOR_LOSSES)}.')
+  d_loss = t.get('d_loss', 'cross_entropy')
+  if d_loss not in objective.DISCRIMINATOR_LOSSES:
+    raise UserError(f'train.d_loss={d_loss!r} is unknown; choose one of {tuple(objective.DISCRIMINATOR_LOSSES)}.')
+  if 'hinge' in (d_loss, t.g_loss) and t.game != 'gan':
+    raise UserError(f'train.d_loss={d_loss}, train.g_loss={t.g_loss}: the hinge loss is a loss of the paper\'s '
+                    f'game (train.game=gan), not of train.game={t.game}.')
   if t.batch_size < 1 or t.num_steps < 0:
     raise UserError(f'train.batch_size={t.batch_size} must be >= 1 and train.num_steps={t.num_steps} >= 0.')
   for name in ('g', 'd'):

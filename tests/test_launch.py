@@ -96,6 +96,8 @@ BAD_INPUTS = [
     (['--config.train.k=0'], 'train.k=0'),
     (['--config.train.update_mode=simultanous'], "train.update_mode='simultanous' is unknown; choose one of ('alternating', 'simultaneous')"),
     (['--config.train.g_loss=wasserstein'], "train.g_loss='wasserstein' is unknown"),
+    (['--config.train.d_loss=least_squares'], "train.d_loss='least_squares' is unknown; choose one of ('cross_entropy', 'hinge')"),
+    (['--config.train.d_loss=hinge', '--config.train.game=bigan'], 'the hinge loss is a loss of the paper\'s game (train.game=gan), not of train.game=bigan'),
     (['--config.optim.d.lr=-0.1'], 'optim.d.lr=-0.1 must be positive'),
     (['--config.optim.g.name=rmsprop'], "optim.g.name='rmsprop' is unknown"),
     (['--config.optim.g.lr_decay=0.999'], 'optim.g.lr_decay=0.999 must be >= 1'),
@@ -136,7 +138,7 @@ def test_bad_inputs_are_refused_before_anything_starts(tmp_path):
   for overrides, message in BAD_INPUTS:
     with pytest.raises(UserError, match=re.escape(message)):
       train.setup(_overridden(overrides))
-  for i in (0, 6, 19):
+  for i in (0, 6, 21):
     overrides, message = BAD_INPUTS[i]
     wd = tmp_path / f'case{i}'
     r = launch(wd, *overrides)

@@ -82,3 +82,47 @@ def test_r1_term_of_d_loss_equals_finite_differences_of_d(r1_examples):
   assert expected > 0.01  # D is not flat here, so the term is not trivially 0
   np.testing.assert_allclose(float(with_r1 - without), expected, rtol=0.01)
   np.testing.assert_allclose(float(metrics['r1']), expected, rtol=0.01)
+
+
+def test_hinge_losses_on_fixed_logits():
+  """Lim & Ye's hinge, written out per logit: D pays 1 - l on data whose logit l is under the
+  margin 1 and 1 + l on samples over -1, nothing past the margins; G pays -l."""
+  real = jnp.array([2.0, 1.0, 0.5, -1.0])  # margin terms 0, 0, 0.5, 2
+  fake = jnp.array([-3.0, -1.0, 0.0, 0.5])  # margin terms 0, 0, 1, 1.5
+  np.testing.assert_allclose(objective.discriminator_loss_hinge(real, fake), 2.5 / 4 + 2.5 / 4, rtol=1e-6)
+  np.testing.assert_allclose(objective.generator_loss_hinge(fake), 3.5 / 4, rtol=1e-6)
+  # D's gradient is -1/n on data under the margin, +1/n on samples over it, 0 past the margins
+  g_real, g_fake = jax.grad(objective.discriminator_loss_hinge, argnums=(0, 1))(real, fake)
+  np.testing.assert_array_equal(g_real, [0.0, 0.0, -0.25, -0.25])
+  np.testing.assert_array_equal(g_fake, [0.0, 0.0, 0.25, 0.25])
+  np.testing.assert_array_equal(jax.grad(objective.generator_loss_hinge)(fake), [-0.25] * 4)
+
+
+def test_hinge_config_reaches_the_players_losses():
+  """train.d_loss=hinge and train.g_loss=hinge, through the config, are the losses the step
+  differentiates: equal to the hinge of D's logits on the batch and on G(z) of the same key."""
+  from configs import ring2d
+  from gan_jax import experiment
+  from gan_jax.games import players
+  from gan_jax.validate import validate_config
+
+  class TwoD:
+    labels, shape = None, (2,)
+
+    def __len__(self):
+      return 1000
+
+  c = ring2d.get_config()
+  c.train.d_loss = c.train.g_loss = 'hinge'
+  validate_config(c)
+  spec, state = experiment.build_models(c, TwoD())
+  real = {'image': jnp.asarray(np.random.default_rng(0).normal(size=(8, 2)) * 2, jnp.float32)}
+  key = jax.random.PRNGKey(1)
+  d_loss, _ = spec.game.d_loss(spec, state.d_params, state.g_params, real, key)
+  g_loss, _ = spec.game.g_loss(spec, state.g_params, state.d_params, real, key)
+  real_logits = np.asarray(spec.d.apply(state.d_params, real['image'], train=False), np.float64)
+  fake_logits = np.asarray(players.fake_logits(spec, state.g_params, state.d_params, key, 8), np.float64)
+  assert np.any(real_logits < 1) and np.any(fake_logits > -1)  # some terms inside the margins
+  expected = np.mean(np.maximum(0.0, 1 - real_logits)) + np.mean(np.maximum(0.0, 1 + fake_logits))
+  np.testing.assert_allclose(float(d_loss), expected, rtol=1e-5)
+  np.testing.assert_allclose(float(g_loss), -np.mean(fake_logits), rtol=1e-5)

@@ -28,11 +28,12 @@ class PaperGame:
   def d_loss(self, spec, d_params, g_params, real, key):
     b = real['image'].shape[0]
     keys, labels = players.example_keys(spec, key, b, 1), real.get('label')
+    d_loss = objective.DISCRIMINATOR_LOSSES[spec.d_loss]
     d_real = lambda x, n=b: players.discriminate(spec, d_params, x, keys[:n], None if labels is None else labels[:n])
     fake_logits = players.fake_logits(spec, g_params, d_params, key, b)
     if not spec.r1_gamma:
       real_logits = d_real(real['image'])
-      return objective.discriminator_loss(real_logits, fake_logits), players.logit_metrics(real_logits, fake_logits)
+      return d_loss(real_logits, fake_logits), players.logit_metrics(real_logits, fake_logits)
     n = min(spec.r1_examples or b, b)
     if n == b:  # one forward pass gives the logits and, by its VJP, ∇ₓD of each (independent) example
       real_logits, vjp = jax.vjp(d_real, real['image'])
@@ -41,7 +42,7 @@ class PaperGame:
       _, vjp = jax.vjp(lambda x: d_real(x, n), real['image'][:n])
     penalty = objective.r1_penalty(vjp(jnp.ones((n,), real_logits.dtype))[0], spec.r1_gamma)
     metrics = {**players.logit_metrics(real_logits, fake_logits), 'r1': penalty}
-    return objective.discriminator_loss(real_logits, fake_logits) + penalty, metrics
+    return d_loss(real_logits, fake_logits) + penalty, metrics
 
   def g_loss(self, spec, g_params, d_params, real, key):
     fake_logits = players.fake_logits(spec, g_params, d_params, key, real['image'].shape[0])
