@@ -5,7 +5,7 @@ import dataclasses
 
 import numpy as np
 
-from gan_jax import data, games, parallel, step
+from gan_jax import augment, data, games, parallel, step
 from gan_jax.errors import UserError
 from gan_jax.models import make_encoder, make_models
 from gan_jax.optim import make_optimizer
@@ -55,13 +55,17 @@ def build_models(config, source, for_restore: bool = False):
   """(GANSpec, initial GANState) for data shaped like `source`'s examples; `for_restore`: only
   the state's structure matters (a checkpoint fills it), so the data mean is not computed."""
   check_labels(config, source)
+  if config.train.get('augment') and len(source.shape) != 3:
+    raise UserError(f'train.augment={config.train.augment!r} transforms images (height, width, channels); '
+                    f'{config.data.name} examples have shape {tuple(source.shape)}.')
   g, d = make_models(config.model, source.shape)
   d_updates_per_epoch = data.pipeline.batches_per_epoch(source, config.train.batch_size)
   spec = step.GANSpec(
       g=g, d=d, noise_dim=config.model.noise_dim, noise=config.model.noise,
       g_tx=make_optimizer(config.optim.g, max(1, d_updates_per_epoch // config.train.k)),
       d_tx=make_optimizer(config.optim.d, max(1, d_updates_per_epoch)),
-      g_loss=config.train.g_loss, d_loss=config.train.get('d_loss', 'cross_entropy'), k=config.train.k, update=config.train.update_mode,
+      g_loss=config.train.g_loss, d_loss=config.train.get('d_loss', 'cross_entropy'), k=config.train.k,
+      augment=augment.parse(config.train.get('augment', '')), update=config.train.update_mode,
       ema_decay=config.train.ema_decay, ema_start_step=config.train.ema_start_step,
       d_ema_decay=config.train.d_ema_decay, data_scale=config.data.scale,
       num_classes=config.model.num_classes, game=games.make_game(config.train.game),

@@ -45,6 +45,7 @@ class GANSpec:
   noise: str = 'uniform'
   g_loss: str = 'non_saturating'
   d_loss: str = 'cross_entropy'  # or 'hinge' (objective.DISCRIMINATOR_LOSSES); the paper's game only
+  augment: tuple = ()  # DiffAugment ops D sees data and samples through (gan_jax/augment.py)
   k: int = 1
   update: str = 'alternating'
   ema_decay: float = 0.0  # > 0: keep an EMA of G's weights (sampled at evaluation)

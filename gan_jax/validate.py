@@ -1,5 +1,5 @@
 """Config checks that run before anything is read or written, so bad input costs nothing."""
-from gan_jax import data, games, models, objective, parallel
+from gan_jax import augment, data, games, models, objective, parallel
 from gan_jax.data import pipeline
 from gan_jax.errors import UserError
 
@@ -84,6 +84,13 @@ def validate_config(config) -> None:
   if 'hinge' in (d_loss, t.g_loss) and t.game != 'gan':
     raise UserError(f'train.d_loss={d_loss}, train.g_loss={t.g_loss}: the hinge loss is a loss of the paper\'s '
                     f'game (train.game=gan), not of train.game={t.game}.')
+  try:
+    ops = augment.parse(t.get('augment', ''))
+  except ValueError as e:
+    raise UserError(f'train.augment={t.augment!r}: {e}.') from None
+  if ops and t.game != 'gan':  # the others' D takes a code or a mask that a shift would not move
+    raise UserError(f'train.augment={t.augment!r} is for the paper\'s game (train.game=gan), '
+                    f'not train.game={t.game}.')
   if t.batch_size < 1 or t.num_steps < 0:
     raise UserError(f'train.batch_size={t.batch_size} must be >= 1 and train.num_steps={t.num_steps} >= 0.')
   for name in ('g', 'd'):

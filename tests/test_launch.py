@@ -97,6 +97,8 @@ BAD_INPUTS = [
     (['--config.train.update_mode=simultanous'], "train.update_mode='simultanous' is unknown; choose one of ('alternating', 'simultaneous')"),
     (['--config.train.g_loss=wasserstein'], "train.g_loss='wasserstein' is unknown"),
     (['--config.train.d_loss=least_squares'], "train.d_loss='least_squares' is unknown; choose one of ('cross_entropy', 'hinge')"),
+    (['--config.train.augment=color,flip'], "train.augment='color,flip': unknown augmentation 'flip'; choose a comma-separated subset of ('color', 'translation', 'cutout')"),
+    (['--config.train.augment=cutout', '--config.train.game=bigan'], "train.augment='cutout' is for the paper's game (train.game=gan), not train.game=bigan"),
     (['--config.train.d_loss=hinge', '--config.train.game=bigan'], 'the hinge loss is a loss of the paper\'s game (train.game=gan), not of train.game=bigan'),
     (['--config.optim.d.lr=-0.1'], 'optim.d.lr=-0.1 must be positive'),
     (['--config.optim.g.name=rmsprop'], "optim.g.name='rmsprop' is unknown"),
@@ -138,7 +140,7 @@ def test_bad_inputs_are_refused_before_anything_starts(tmp_path):
   for overrides, message in BAD_INPUTS:
     with pytest.raises(UserError, match=re.escape(message)):
       train.setup(_overridden(overrides))
-  for i in (0, 6, 21):
+  for i in (0, 6, 23):
     overrides, message = BAD_INPUTS[i]
     wd = tmp_path / f'case{i}'
     r = launch(wd, *overrides)
@@ -226,11 +228,17 @@ def folder_config(path, cache, steps):
 
 def test_folder_run_resumed_equals_uninterrupted_bit_for_bit(tmp_path):
   """Images from a user's folder (uint8 records, scaled on the device, marginals bias from the
-  records), 3 epochs of 24 images in batches of 8, split over 2 devices; grain's state resumes."""
+  records), 3 epochs of 24 images in batches of 8, split over 2 devices, D seeing data and samples
+  through DiffAugment (as a small folder is trained); grain's state and the augmentation resume."""
   make_image_folder(tmp_path / 'photos')
-  whole = train.train_and_evaluate(folder_config(tmp_path / 'photos', tmp_path / 'cache', 10), str(tmp_path / 'whole'))
-  train.train_and_evaluate(folder_config(tmp_path / 'photos', tmp_path / 'cache', 5), str(tmp_path / 'split'))
-  resumed = train.train_and_evaluate(folder_config(tmp_path / 'photos', tmp_path / 'cache', 10), str(tmp_path / 'split'))
+
+  def config(steps):
+    c = folder_config(tmp_path / 'photos', tmp_path / 'cache', steps)
+    c.train.augment = 'color,translation,cutout'
+    return c
+  whole = train.train_and_evaluate(config(10), str(tmp_path / 'whole'))
+  train.train_and_evaluate(config(5), str(tmp_path / 'split'))
+  resumed = train.train_and_evaluate(config(10), str(tmp_path / 'split'))
   chex.assert_trees_all_equal(whole, resumed)
   assert int(resumed.step) == 10 and os.path.exists(tmp_path / 'split' / 'samples' / 'step_0000010.png')
 

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax import objective
+from gan_jax import augment, objective
 from gan_jax.models import sample_noise
 
 
@@ -35,10 +35,16 @@ def generate(spec, g_params, z_keys, labels=None, cond=None):
   return spec.g.apply(g_params, noise(spec, z_keys), *conditions(labels, cond))
 
 
+AUGMENT_SALT = 1 << 20  # the augmentation's keys: a stream apart from the dropout masks'
+
+
 def discriminate(spec, d_params, x, dropout_keys, labels=None, cond=None):
-  """D's training-mode logits, each example with its own dropout mask."""
+  """D's training-mode logits, each example with its own dropout mask and, with
+  `spec.augment`, its own differentiable augmentation (the same ops for data and samples)."""
   def one(xi, ki, yi, ci):
     add_axis = lambda a: None if a is None else a[None]
+    if spec.augment:
+      xi = augment.apply(spec.augment, jax.random.fold_in(ki, AUGMENT_SALT), xi)
     return spec.d.apply(d_params, xi[None], *conditions(add_axis(yi), add_axis(ci)), train=True,
                         rngs={'dropout': ki})[0]
   return jax.vmap(one)(x, dropout_keys, labels, cond)
