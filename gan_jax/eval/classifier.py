@@ -58,7 +58,8 @@ def accuracy(params, images, labels) -> float:
 
 
 def train(images, labels, epochs: int = 4, batch: int = 128, seed: int = 0):
-  params = Classifier().init(jax.random.PRNGKey(seed), jnp.zeros((1,) + images.shape[1:]))
+  # jitted: one program, where eager init compiles each random initialiser alone (3.6 s against 1.7)
+  params = jax.jit(lambda key: Classifier().init(key, jnp.zeros((1,) + images.shape[1:])))(jax.random.PRNGKey(seed))
   steps_per_epoch = len(images) // batch
   tx = optax.adam(optax.cosine_decay_schedule(2e-3, epochs * steps_per_epoch))
   opt_state = tx.init(params)
@@ -83,7 +84,8 @@ def load_or_train(path: str, load_train, test_images, test_labels, epochs: int =
                   min_accuracy: float = 0.99):
   """The cached classifier at `path`, trained (and saved there) on first use. `load_train()`
   returns (images, labels) and is called only when there is no cached classifier."""
-  template = Classifier().init(jax.random.PRNGKey(0), jnp.zeros((1,) + test_images.shape[1:]))
+  # only the structure: the cached file fills it (no initialisation to compile and run)
+  template = jax.eval_shape(lambda: Classifier().init(jax.random.PRNGKey(0), jnp.zeros((1,) + test_images.shape[1:])))
   if os.path.exists(path):
     with open(path, 'rb') as f:
       return serialization.from_bytes(template, f.read())
