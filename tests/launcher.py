@@ -5,11 +5,12 @@ resumes), each importing jax, flax, orbax, tfds and grain before its few steps. 
 from one server process per test worker that has imported them once (multiprocessing's
 forkserver, nothing else started: no JAX backend, one thread), then runs launch.py's entry point
 with its own argv, environment, working directory and output files: its own PID for signals, its
-own exit code, its own JAX backend and devices. Tests whose point is the typed command itself
-(tests/test_launch.py: the README's commands, bad input) still start `python launch.py`.
+own exit code, its own JAX backend and devices. The test of the typed command itself
+(test_launch.py's test_headline_command_offline_without_data_fails_fast) still starts
+`python launch.py`.
 
-`run` and `Popen` take the arguments the tests give subprocess's; any other command goes to
-subprocess itself.
+`run` and `Popen` take the arguments the tests give subprocess's, for
+`[sys.executable, 'launch.py', ...]`; output goes to files (PIPE: a temporary one, read back).
 """
 import atexit
 import multiprocessing
@@ -28,10 +29,6 @@ _PRELOAD = ['tests.launcher', 'launch', 'gan_jax.train', 'gan_jax.eval.evaluate'
 _context = multiprocessing.get_context('forkserver')
 _context.set_forkserver_preload(_PRELOAD)
 _started = []
-
-
-def _is_launch(cmd):
-  return isinstance(cmd, (list, tuple)) and len(cmd) >= 2 and cmd[0] == sys.executable and cmd[1] == 'launch.py'
 
 
 def _child(argv, env, cwd, out_path, err_path):
@@ -70,11 +67,8 @@ def _child(argv, env, cwd, out_path, err_path):
 class Popen:
   """The part of subprocess.Popen the tests use, for a launch.py forked from the server."""
 
-  def __init__(self, cmd, cwd=None, env=None, text=None, stdout=None, stderr=None):
-    if not _is_launch(cmd):
-      self._proc = subprocess.Popen(cmd, cwd=cwd, env=env, text=text, stdout=stdout, stderr=stderr)
-      return
-    self._proc = None
+  def __init__(self, cmd, cwd=None, env=None, text=None, stdout=PIPE, stderr=PIPE):
+    assert list(cmd[:2]) == [sys.executable, 'launch.py'], cmd
     self._pipes = {}
     paths = []
     for name, stream in (('stdout', stdout), ('stderr', stderr)):
@@ -85,9 +79,7 @@ class Popen:
         os.close(fd)
         self._pipes[name] = path
         paths.append(path)
-      elif stream is None:
-        paths.append(f'/proc/{os.getpid()}/fd/{1 if name == "stdout" else 2}')
-      else:
+      else:  # an open file: the child appends to it
         paths.append(stream.name)
     argv = [str(a) for a in cmd[1:]]
     self._process = _context.Process(target=_child, args=(argv, dict(os.environ if env is None else env),
@@ -98,23 +90,17 @@ class Popen:
     self.returncode = None
 
   def poll(self):
-    if self._proc is not None:
-      return self._proc.poll()
     if self._process.exitcode is not None:
       self.returncode = self._process.exitcode
     return self.returncode
 
   def wait(self, timeout=None):
-    if self._proc is not None:
-      return self._proc.wait(timeout)
     self._process.join(timeout)
     if self.poll() is None:
       raise subprocess.TimeoutExpired(['launch.py'], timeout)
     return self.returncode
 
   def communicate(self, timeout=None):
-    if self._proc is not None:
-      return self._proc.communicate(timeout=timeout)
     self.wait(timeout)
     return tuple(self._read(name) for name in ('stdout', 'stderr'))
 
@@ -128,27 +114,19 @@ class Popen:
     return text
 
   def send_signal(self, sig):
-    if self._proc is not None:
-      return self._proc.send_signal(sig)
     if self.poll() is None:
       os.kill(self.pid, sig)
 
   def kill(self):
-    if self._proc is not None:
-      return self._proc.kill()
     if self.poll() is None:
       self._process.kill()
 
-  def __getattr__(self, name):  # stdout, args, ... of a plain subprocess
-    return getattr(self.__dict__['_proc'], name)
 
-
-def run(cmd, cwd=None, env=None, capture_output=False, text=None, timeout=None):
-  """subprocess.run for launch.py: a CompletedProcess with its exit code, stdout and stderr."""
-  if not _is_launch(cmd):
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=capture_output, text=text, timeout=timeout)
-  stream = PIPE if capture_output else None
-  proc = Popen(cmd, cwd=cwd, env=env, stdout=stream, stderr=stream)
+def run(cmd, cwd=None, env=None, capture_output=True, text=None, timeout=None):
+  """subprocess.run for launch.py, its output captured: a CompletedProcess with its exit code,
+  stdout and stderr."""
+  assert capture_output, 'the output of a forked launch.py is always captured'
+  proc = Popen(cmd, cwd=cwd, env=env)
   try:
     out, err = proc.communicate(timeout=timeout)
   except subprocess.TimeoutExpired:
