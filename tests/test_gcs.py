@@ -234,6 +234,7 @@ def test_eval_mode_reads_from_the_bucket(gcs):
   code, err = run(wd, '--mode=eval')
   assert code == 0 and 'Traceback' not in err, err[-2000:]
   assert gcs.exists('run/eval.json'), gcs.names('run')
+  assert not os.path.exists(os.path.join(ROOT, 'gs:')), 'a bucket path was written as a local folder'
   result = json.loads(gcs.read('run/eval.json'))
   assert result['step'] == 20 and 'modes_covered' in result, result
 

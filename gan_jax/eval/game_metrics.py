@@ -1,13 +1,12 @@
 """The §7 games' own numbers, beside evaluate.py's sample metrics: completions of held-out digits
 (inpainting), E's representation and reconstructions (bigan), D as a classifier (semi_supervised).
 `for_game` picks the right one for a run."""
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import data
+from gan_jax import files
 from gan_jax import step as step_lib
 from gan_jax.eval import classifier, figures, held_out, metrics
 from gan_jax.games import inpainting
@@ -19,9 +18,9 @@ def for_game(exp, state_params, state, cache: dict, split: str, figure_dir=None,
   evaluation samples from) and the run's `state` (for D; None where the game's numbers need
   no D); `figure_dir`: where its picture goes, if any."""
   game = exp.config.train.game
-  figure = lambda name: os.path.join(figure_dir, f'{name}_step_{step:07d}.png') if figure_dir else None
+  figure = lambda name: files.join(figure_dir, f'{name}_step_{step:07d}.png') if figure_dir else None
   if figure_dir:
-    os.makedirs(figure_dir, exist_ok=True)
+    files.makedirs(figure_dir)
   if game == 'inpainting':  # rows: digits, as seen, three completions; per mask kind
     return inpainting_metrics(exp, state_params, cache, split, figure=figure('inpainting'))
   if game == 'bigan':  # rows: digits above their reconstructions G(E(x))
