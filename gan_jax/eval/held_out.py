@@ -38,9 +38,8 @@ def classifier_path(config) -> str:
 def load_classifier(config, images, labels):
   """The evaluation classifier's parameters: cached, or trained once on the training split (its
   accuracy on `images`, `labels` checked)."""
-  def training_data():
-    train_images, train_labels = unit_split(config.data, 'train', config.seed)
-    n = config.eval.classifier_examples or len(train_images)
-    return train_images[:n], train_labels[:n]
+  def training_data():  # the first eval.classifier_examples (0: all), only those decoded
+    n = config.eval.classifier_examples
+    return unit_split(config.data, f'train[:{n}]' if n else 'train', config.seed)
   return classifier.load_or_train(classifier_path(config), training_data, images, labels,
                                   epochs=config.eval.classifier_epochs)
