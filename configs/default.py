@@ -61,6 +61,7 @@ def get_config():
   c.train.g_loss = 'non_saturating'  # or minimax (Eq. 1 as written), or hinge (with d_loss=hinge)
   c.train.d_loss = 'cross_entropy'  # or hinge: max(0, 1 - D(x)) + max(0, 1 + D(G(z))) on logits
   c.train.augment = ''  # DiffAugment for D on data and samples: e.g. 'color,translation,cutout'
+  c.train.spectral_norm = False  # D's weight matrices / their largest singular value (one power iteration per D-update)
   c.train.r1_gamma = 0.0  # > 0: R1 penalty γ/2·E‖∇ₓD(x)‖² on data in D's loss (the paper's game only)
   c.train.r1_examples = 0  # estimate that mean on the first N examples of each device's minibatch (cost N/b); 0: all
   c.train.unsupervised_weight = 1.0  # semi_supervised: 0 trains D on the labelled examples alone

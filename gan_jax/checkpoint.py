@@ -31,6 +31,7 @@ SAFE_TO_CHANGE = ('train.num_steps', 'train.time_budget_minutes', 'train.steps_p
                   'eval.', 'sample.', 'figure1.', 'mesh.', 'data.prefetch', 'data.manual_dir', 'data.data_dir',
                   'data.cache_dir', 'data.eval_split', 'data.valid_split', 'data.num_eval_examples',
                   'optim.g.lr', 'optim.d.lr')
+LATER_FIELDS = ('d_ema', 'd_sn')  # GANState fields added since its first checkpoints; None when unused
 DAMAGED_DIR = 'checkpoints_damaged'
 MANIFEST_DIR = 'checkpoint_manifests'  # <step>.json: sha256 of each file of the step
 
@@ -135,11 +136,12 @@ class Checkpoints:
     try:
       out = self._restore_items(step, target, None if moved else iterator)
     except Exception as e:
-      if getattr(target, 'd_ema', True) is not None:
+      later = [f for f in LATER_FIELDS if getattr(target, f, True) is None]
+      if not later:
         raise Damaged(_why(e)) from None
-      # Written before GANState had D's average: read it without that field (the digests below
-      # still check every array). A shallow dict keeps the optimiser states' own containers.
-      fields = {f: getattr(target, f) for f in target.__dataclass_fields__ if f != 'd_ema'}
+      # Written before GANState had these (unused) fields: read it without them (the digests
+      # below still check every array). A shallow dict keeps the optimiser states' own containers.
+      fields = {f: getattr(target, f) for f in target.__dataclass_fields__ if f not in later}
       try:
         out = self._restore_items(step, fields, None if moved else iterator)
       except Exception:

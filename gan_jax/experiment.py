@@ -71,7 +71,7 @@ def build_models(config, source, for_restore: bool = False):
       num_classes=config.model.num_classes, game=games.make_game(config.train.game),
       e=make_encoder(config.model) if config.train.game == 'bigan' else None,
       unsupervised_weight=config.train.unsupervised_weight, r1_gamma=config.train.get('r1_gamma', 0.0),
-      r1_examples=config.train.get('r1_examples', 0))
+      r1_examples=config.train.get('r1_examples', 0), spectral_norm=config.train.get('spectral_norm', False))
   marginals = config.model.g_output_bias == 'marginals' and not for_restore
   data_mean = source.mean() if marginals else None
   return spec, step.create_state(spec, config.seed, source.shape, data_mean)

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from gan_jax import spectral
 from gan_jax.data.pipeline import scale
 from gan_jax.games import players
 from gan_jax.games.paper import PaperGame
@@ -32,6 +33,7 @@ class GANState:
   rng: jax.Array
   g_ema: Any = None  # debiased exponential moving average of g_params; None when spec.ema_decay == 0
   d_ema: Any = None  # the same of d_params (a classifier's Polyak average); None when spec.d_ema_decay == 0
+  d_sn: Any = None  # spectral normalisation's u and v per weight matrix of D (spectral.py); None without it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +60,7 @@ class GANSpec:
   unsupervised_weight: float = 1.0  # games/semi_supervised.py: 0 trains D on the labels alone
   r1_gamma: float = 0.0  # > 0: D's loss adds the R1 penalty γ/2·E‖∇ₓD(x)‖² on data (PaperGame)
   r1_examples: int = 0  # the penalty's mean over the first r1_examples of each minibatch; 0: all
+  spectral_norm: bool = False  # D's weight matrices divided by their largest singular value (spectral.py)
   axis_name: Any = None
 
 
@@ -93,12 +96,18 @@ def _initial_state(spec, seed, data_shape, g_bias):
   return GANState(step=jnp.zeros((), jnp.int32), g_params=g_params, d_params=d_params,
                   g_opt_state=spec.g_tx.init(g_params), d_opt_state=spec.d_tx.init(d_params),
                   rng=train_key, g_ema=jax.tree.map(jnp.copy, g_params) if spec.ema_decay > 0 else None,
-                  d_ema=jax.tree.map(jnp.copy, d_params) if spec.d_ema_decay > 0 else None)
+                  d_ema=jax.tree.map(jnp.copy, d_params) if spec.d_ema_decay > 0 else None,
+                  d_sn=spectral.init(d_params, jax.random.fold_in(d_key, 1)) if spec.spectral_norm else None)
 
 
 def sampling_params(state: GANState):
   """The generator weights to sample from: the EMA when the run keeps one."""
   return state.g_params if state.g_ema is None else state.g_ema
+
+
+def discriminator_params(state: GANState):
+  """D's weights as D uses them: spectrally normalised when the run is (train.spectral_norm)."""
+  return spectral.normalise(state.d_params, state.d_sn)
 
 
 def classifier_params(state: GANState):
@@ -127,22 +136,27 @@ def make_sampler(spec: GANSpec) -> Callable:
 
 
 def _d_grads(spec, state, real, key):
-  (loss, metrics), grads = jax.value_and_grad(spec.game.d_loss, argnums=1, has_aux=True)(
-      spec, state.d_params, state.g_params, as_batch(real), key)
+  """D's gradient and metrics, and the power iteration's new vectors (None without spectral
+  normalisation): D's loss differentiated through W/σ(W), one iteration per D-update."""
+  vectors = None if state.d_sn is None else spectral.iterate(state.d_params, state.d_sn)
+  d_loss = lambda d_params, *args: spec.game.d_loss(spec, spectral.normalise(d_params, vectors), *args)
+  (loss, metrics), grads = jax.value_and_grad(d_loss, has_aux=True)(
+      state.d_params, state.g_params, as_batch(real), key)
   grads = players.pmean(spec, grads)
-  return grads, {'d_loss': loss, **metrics, 'd_grad_norm': optax.tree.norm(grads)}
+  return grads, {'d_loss': loss, **metrics, 'd_grad_norm': optax.tree.norm(grads)}, vectors
 
 
 def _g_grads(spec, state, real, key):
   (loss, metrics), grads = jax.value_and_grad(spec.game.g_loss, argnums=1, has_aux=True)(
-      spec, state.g_params, state.d_params, real, key)
+      spec, state.g_params, discriminator_params(state), real, key)
   grads = players.pmean(spec, grads)
   return grads, {'g_loss': loss, **metrics, 'g_grad_norm': optax.tree.norm(grads)}
 
 
-def _apply_d(spec, state, grads):
+def _apply_d(spec, state, grads, vectors=None):
   updates, opt_state = spec.d_tx.update(grads, state.d_opt_state, state.d_params)
-  return state.replace(d_params=optax.apply_updates(state.d_params, updates), d_opt_state=opt_state)
+  return state.replace(d_params=optax.apply_updates(state.d_params, updates), d_opt_state=opt_state,
+                       d_sn=vectors)
 
 
 def _apply_g(spec, state, grads):
@@ -157,8 +171,8 @@ def _apply_g(spec, state, grads):
 
 def d_update(spec, state, real, key):
   """One step of D's ascent of V on a real minibatch and fresh noise."""
-  grads, metrics = _d_grads(spec, state, real, key)
-  return _apply_d(spec, state, grads), metrics
+  grads, metrics, vectors = _d_grads(spec, state, real, key)
+  return _apply_d(spec, state, grads, vectors), metrics
 
 
 def g_update(spec, state, key, batch_size, real=None):
@@ -174,9 +188,9 @@ def simultaneous_update(spec, state, real, key):
   """The released code's update: D and G gradients on the same minibatch, noise and dropout
   masks, both taken at the current parameters and applied together."""
   real = as_batch(real)
-  d_grads, d_metrics = _d_grads(spec, state, real, key)
+  d_grads, d_metrics, vectors = _d_grads(spec, state, real, key)
   g_grads, g_metrics = _g_grads(spec, state, real, key)
-  return _apply_g(spec, _apply_d(spec, state, d_grads), g_grads), {**d_metrics, **g_metrics}
+  return _apply_g(spec, _apply_d(spec, state, d_grads, vectors), g_grads), {**d_metrics, **g_metrics}
 
 
 def train_discriminator(spec, state, batches, key):

@@ -136,6 +136,9 @@ def validate_config(config) -> None:
   if r1 and t.game != 'gan':
     raise UserError(f'train.r1_gamma={r1}: the R1 penalty is a term of the paper\'s game (train.game=gan), '
                     f'not of train.game={t.game}.')
+  if t.get('spectral_norm', False) and t.game != 'gan':
+    raise UserError(f'train.spectral_norm=True normalises the D of the paper\'s game (train.game=gan), '
+                    f'not of train.game={t.game}.')
   if t.ema_start_step < 0:
     raise UserError(f'train.ema_start_step={t.ema_start_step} must be >= 0 (the step the average of G begins at).')
   per_call = t.steps_per_call

@@ -229,18 +229,21 @@ def folder_config(path, cache, steps):
 def test_folder_run_resumed_equals_uninterrupted_bit_for_bit(tmp_path):
   """Images from a user's folder (uint8 records, scaled on the device, marginals bias from the
   records), 3 epochs of 24 images in batches of 8, split over 2 devices, D seeing data and samples
-  through DiffAugment (as a small folder is trained); grain's state and the augmentation resume."""
+  through DiffAugment, spectrally normalised, with the hinge loss (as a small folder is trained):
+  grain's state, the augmentation and the power iteration's vectors resume."""
   make_image_folder(tmp_path / 'photos')
 
   def config(steps):
     c = folder_config(tmp_path / 'photos', tmp_path / 'cache', steps)
     c.train.augment = 'color,translation,cutout'
+    c.train.spectral_norm, c.train.d_loss, c.train.g_loss = True, 'hinge', 'hinge'
     return c
   whole = train.train_and_evaluate(config(10), str(tmp_path / 'whole'))
   train.train_and_evaluate(config(5), str(tmp_path / 'split'))
   resumed = train.train_and_evaluate(config(10), str(tmp_path / 'split'))
   chex.assert_trees_all_equal(whole, resumed)
-  assert int(resumed.step) == 10 and os.path.exists(tmp_path / 'split' / 'samples' / 'step_0000010.png')
+  assert resumed.d_sn is not None and int(resumed.step) == 10
+  assert os.path.exists(tmp_path / 'split' / 'samples' / 'step_0000010.png')
 
 
 def test_kept_checkpoints_and_the_figure1_file(tmp_path):

@@ -38,7 +38,7 @@ def panel_curves(spec, state, grid, key, num_samples=20000):
   """(p_g on the grid, D on the grid) for one state."""
   z = sample_noise(key, (num_samples, spec.noise_dim), spec.noise)
   samples = np.asarray(spec.g.apply(state.g_params, z))
-  d = jax.nn.sigmoid(spec.d.apply(state.d_params, jnp.asarray(grid, jnp.float32)[:, None]))
+  d = jax.nn.sigmoid(spec.d.apply(step.discriminator_params(state), jnp.asarray(grid, jnp.float32)[:, None]))
   return kde(samples, grid), np.asarray(d)
 
 
