@@ -113,6 +113,7 @@ def get_config():
   # pytorch-fid's pt_inception-2015-12-05-6726825d.pth (or its .npz, python -m gan_jax.eval.inception
   # --convert): --mode=eval also reports the standard FID and Inception Score; None: neither
   c.eval.inception_weights = config_dict.placeholder(str)
+  c.eval.kid_subset_size = config_dict.placeholder(int)  # KID's subsets (folders); None: min(1000, images, samples)
   c.eval.fid_num_samples = 10_000           # samples for FID/IS (50_000: the other common protocol)
 
   # --mode=sample also writes samples_step_<N>.npz for external scorers (torch-fidelity, clean-fid)

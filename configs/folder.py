@@ -3,8 +3,9 @@ resized to data.image_size (default 64), a DCGAN pair, pixels in [-1, 1], Adam.
 
   python launch.py --config=configs/folder.py --config.data.path=/path/to/photos
 
-A folder has no held-out test set, so no Parzen or classifier numbers: the run writes sample grids,
-TensorBoard and checkpoints, and --mode=sample draws from a checkpoint.
+A folder has no held-out test set, so no Parzen or classifier numbers: samples are scored against
+the folder's own images (KID, a Fréchet distance, near copies: gan_jax/eval/folder_metrics.py) at
+each evaluation and by --mode=eval, beside sample grids, TensorBoard and checkpoints.
 """
 from configs import default
 

@@ -7,6 +7,7 @@ import numpy as np
 
 from gan_jax import augment, data, games, parallel, step
 from gan_jax.errors import UserError
+from gan_jax.eval import folder_metrics
 from gan_jax.models import make_encoder, make_models
 from gan_jax.optim import make_optimizer
 from gan_jax.validate import validate_config
@@ -47,6 +48,8 @@ def setup(config, training: bool = True) -> Experiment:
       # left the device idle while the main thread read the rest (measured 89% of a resident batch)
       seed=config.seed, prefetch=config.data.prefetch * config.train.steps_per_call,
       labels=bool(config.model.num_classes), labelled=labelled)
+  if config.data.name == 'folder':  # a KID subset larger than the folder fails now, not at the first evaluation
+    folder_metrics.subset_size(config, len(source), config.eval.periodic_num_samples)
   spec, state = build_models(config, source)
   return Experiment(config, devices, dp, spec, source, iterator, state, step.make_sampler(spec), labelled)
 

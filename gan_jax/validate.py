@@ -112,6 +112,11 @@ def validate_config(config) -> None:
     raise UserError(f'eval.classifier_examples={config.eval.classifier_examples} must be >= 0 (0: all).')
   if config.eval.pr_k < 1 or config.sample.num_samples < 1:
     raise UserError(f'eval.pr_k={config.eval.pr_k} and sample.num_samples={config.sample.num_samples} must be >= 1.')
+  kid = config.eval.get('kid_subset_size')
+  if kid is not None and (kid < 2 or kid > min(config.eval.num_samples, config.eval.periodic_num_samples)):
+    raise UserError(f'eval.kid_subset_size={kid}: KID compares subsets of that many samples, so it must be at '
+                    f'least 2 and at most eval.num_samples={config.eval.num_samples} and '
+                    f'eval.periodic_num_samples={config.eval.periodic_num_samples} (None: chosen from them and the folder).')
   if config.eval.fid_num_samples < 10:
     raise UserError(f'eval.fid_num_samples={config.eval.fid_num_samples} must be >= 10 (the Inception '
                     'Score averages 10 splits).')

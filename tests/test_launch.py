@@ -16,6 +16,7 @@ from configs import cifar10, default, ring2d
 from gan_jax import train
 from gan_jax.checkpoint import Checkpoints
 from gan_jax.errors import UserError
+from gan_jax.eval import evaluate
 from tests import launcher
 from tests.conftest import ROOT, tiny_paper_config
 from tests.test_input_pipeline import make_image_folder
@@ -244,6 +245,15 @@ def test_folder_run_resumed_equals_uninterrupted_bit_for_bit(tmp_path):
   chex.assert_trees_all_equal(whole, resumed)
   assert resumed.d_sn is not None and int(resumed.step) == 10
   assert os.path.exists(tmp_path / 'split' / 'samples' / 'step_0000010.png')
+  # the folder's own numbers: logged at each evaluation, and --mode=eval's (pixel space: no weights)
+  rows = [json.loads(line) for line in (tmp_path / 'whole' / 'eval_history.jsonl').read_text().splitlines()]
+  assert [r['step'] for r in rows] == [5, 10] and all(np.isfinite(r['folder/kid_pixels16']) for r in rows), rows
+  c = config(10)
+  c.eval.num_samples = 24
+  result = evaluate.evaluate(train.setup(c, training=False), str(tmp_path / 'whole'))
+  assert json.loads((tmp_path / 'whole' / 'eval.json').read_text()) == result
+  assert 0.0 <= result['near_copy_fraction'] <= 1.0 and result['fd_pixels16'] > 0, result
+  assert np.isfinite(result['kid_pixels16']) and result['kid_pixels16_std'] >= 0, result
 
 
 def test_kept_checkpoints_and_the_figure1_file(tmp_path):

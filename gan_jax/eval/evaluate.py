@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import data, files, progress, step as step_lib
-from gan_jax.eval import classifier, figures, game_metrics, held_out, metrics, parzen
+from gan_jax.eval import classifier, figures, folder_metrics, game_metrics, held_out, metrics, parzen
 from gan_jax.checkpoint import Checkpoints
 from gan_jax.errors import UserError
 from gan_jax.models import sample_noise
@@ -133,6 +133,12 @@ def inception_metrics(exp, g_params, samples, cache: dict, split: str = 'test') 
   return fid.scores(cache['inception'], _unit(exp, samples), cache[f'{split}_fid_reference'])
 
 
+def folder_scores(exp, samples, cache: dict) -> dict:
+  """A folder's numbers (folder_metrics.py): samples against the folder's own images; {} for
+  other data."""
+  return folder_metrics.scores(exp, _unit(exp, samples), cache) if exp.config.data.name == 'folder' else {}
+
+
 def periodic_metrics(exp, g_params, cache: dict, state=None) -> dict:
   """Numbers for the training log, all on the validation split (they choose; the test split
   is for --mode=eval): 'cheap', Parzen of a small sample on a small validation set (σ chosen
@@ -141,9 +147,12 @@ def periodic_metrics(exp, g_params, cache: dict, state=None) -> dict:
   classifier (its moving average's, and the raw D's beside, when the run keeps one); other games
   leave it on the devices."""
   cfg = exp.config
-  if cfg.data.name != 'ring2d' and (cfg.data.name in data.SYNTHETIC or not held_out.has_held_out(cfg.data)):
-    return {}
   out = {}
+  if cfg.data.name == 'folder':  # in pixel space (training loads no Inception network)
+    samples = generate(exp, g_params, cfg.eval.periodic_num_samples, cfg.seed + 3)
+    out.update({f'folder/{k}': v for k, v in folder_scores(exp, samples, cache).items()})
+  if cfg.data.name != 'ring2d' and (cfg.data.name in data.SYNTHETIC or not held_out.has_held_out(cfg.data)):
+    return out
   if cfg.train.game == 'semi_supervised' and state is not None:  # what the game is for
     errors = game_metrics.semi_supervised_metrics(exp, exp.dp.unreplicate(state), cache, 'valid')
     out.update({f'valid/{k}': v for k, v in errors.items() if k.endswith('error_rate')})
@@ -183,13 +192,15 @@ def evaluate(exp, workdir: str, step=None) -> dict:
   result = {'step': step, 'train_minutes': clock.get('train_seconds', float('nan')) / 60,
             'split': cfg.eval.split, 'num_samples': len(samples),
             **evaluate_samples(exp, samples, splits, cfg.eval.split, labels),
-            **inception_metrics(exp, g_params, samples, splits, cfg.eval.split)}
+            **inception_metrics(exp, g_params, samples, splits, cfg.eval.split),
+            **folder_scores(exp, samples, splits)}
   figures_at = files.join(workdir, 'samples') if jax.process_index() == 0 else None
   result.update(game_metrics.for_game(exp, g_params, state, splits, cfg.eval.split, figures_at, step))
   if state.g_ema is not None:  # the raw G beside its moving average: what the average adds
     raw_samples = generate(exp, state.g_params, cfg.eval.num_samples, cfg.seed + 1)
     raw = {**evaluate_samples(exp, raw_samples, splits, cfg.eval.split, labels),
-           **inception_metrics(exp, state.g_params, raw_samples, splits, cfg.eval.split)}
+           **inception_metrics(exp, state.g_params, raw_samples, splits, cfg.eval.split),
+           **folder_scores(exp, raw_samples, splits)}
     result.update({f'raw_g/{k}': v for k, v in raw.items() if k != 'classifier_accuracy'})
   if jax.process_index() == 0:
     files.write_text(files.join(workdir, 'eval.json'), json.dumps(result, indent=2))
@@ -229,6 +240,11 @@ def format_table(result: dict) -> str:
     lines.append(f'{k:<34}{v:.4f}' if isinstance(v, float) else f'{k:<34}{v}')
   if 'parzen_ll' in result:
     lines.append(f'{"Parzen (paper: GAN 225±2)":<34}{result["parzen_ll"]:.1f} ± {result["parzen_se"]:.1f}')
+  if 'fd_pixels16' in result:
+    lines.append('fd_pixels16, kid_pixels16: samples against the folder\'s own images, pixels at 16x16: not '
+                 'comparable with published FID (set eval.inception_weights for fid and kid in Inception space)')
+  elif 'kid' in result:
+    lines.append('fid, kid: samples against the folder\'s own images in Inception space ("FID against the training set")')
   if 'frechet_distance' in result:
     lines.append('frechet_distance is in the eval classifier\'s features: not comparable with published FID'
                  + (' (fid is)' if 'fid' in result else ' (set eval.inception_weights for that)'))

@@ -23,8 +23,11 @@ def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
 
 def frechet_distance_of_gaussians(mu_a, cov_a, mu_b, cov_b) -> float:
   """The same from fitted Gaussians (e.g. cached statistics of a reference set)."""
+  import warnings  # pylint: disable=g-import-not-at-top
   import scipy.linalg  # pylint: disable=g-import-not-at-top  (~0.1 s at every start, for this alone)
-  covmean = scipy.linalg.sqrtm(cov_a @ cov_b)
+  with warnings.catch_warnings():  # singular products (fewer sets than features) are handled below
+    warnings.simplefilter('ignore', scipy.linalg.LinAlgWarning)
+    covmean = scipy.linalg.sqrtm(cov_a @ cov_b)
   if not np.isfinite(covmean).all():
     # as pytorch-fid: a ridge only when the product's square root is not finite (features that
     # never activate make the covariances singular)
@@ -153,6 +156,18 @@ def nearest_distances(queries, chunks) -> np.ndarray:
     c = jnp.asarray(np.asarray(c, np.float32).reshape(len(c), -1))
     best = jnp.minimum(best, jnp.min(_squared_distances(q, c), axis=1))
   return np.sqrt(np.asarray(best))
+
+
+def nearest_other_distances(images, rows: int = 1000) -> np.ndarray:
+  """Euclidean distance from each image to its nearest *other* image of the same set (a set with
+  nothing held out: the distance of a genuinely new image, left out in turn)."""
+  x = jnp.asarray(np.asarray(images, np.float32).reshape(len(images), -1))
+  out = []
+  for start in range(0, len(x), rows):
+    d = _squared_distances(x[start:start + rows], x)
+    d = d.at[jnp.arange(d.shape[0]), start + jnp.arange(d.shape[0])].set(jnp.inf)
+    out.append(np.asarray(jnp.min(d, axis=1)))
+  return np.sqrt(np.maximum(np.concatenate(out), 0.0))
 
 
 def memorisation(sample_to_train, test_to_train) -> dict:
