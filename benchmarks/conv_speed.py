@@ -2,7 +2,7 @@
 under torch.compile, timed as interleaved rounds so that machine noise lands on every side alike.
 The conv counterpart of step_speed.py (the paper's MLP step).
 
-  pip install -r benchmarks/requirements-bench.txt     # torch 2.13.0 (CPU), kept out of requirements.txt
+  pip install -r benchmarks/requirements-bench.txt     # torch 2.14.1, kept out of requirements.txt
   python benchmarks/conv_speed.py                                  # configs cifar10 and mnist_dcgan
   python benchmarks/conv_speed.py --configs=mnist_dcgan --rounds=5 --steps=10 --warmup=2   # smoke run
   python benchmarks/conv_speed.py --isa=avx2       # every side held to AVX2 (see step_speed.py)

@@ -1,7 +1,7 @@
 """Steps/s of the paper's MNIST training step: gan_jax against the same model in plain PyTorch,
 timed as interleaved rounds so that machine noise lands on both sides alike.
 
-  pip install -r benchmarks/requirements-bench.txt     # torch 2.13.0 (CPU), kept out of requirements.txt
+  pip install -r benchmarks/requirements-bench.txt     # torch 2.14.1, kept out of requirements.txt
   python benchmarks/step_speed.py --manual_dir=../shared/data/mnist
   python benchmarks/step_speed.py --manual_dir=../shared/data/mnist --rounds=5 --steps=20   # smoke run
   python benchmarks/step_speed.py --manual_dir=../shared/data/mnist --isa=avx2  # both sides held to AVX2
