@@ -13,7 +13,7 @@ once on the TEST split. Writes `<workdir>/<study>.md` (a table) and the historie
 reads `small_data study=<name> <run>=<valid FD>/<test FD> ...`.
 
 Studies:
-- augment: MNIST train[:1000] and train[:5000], without and with DiffAugment
+- augment: MNIST train[:N] for N in --sizes (1,000 and 5,000), without and with DiffAugment
   (`train.augment=color,translation,cutout`, Zhao et al. 2020's policy for small data).
 - options: the full training split, the config as is, with spectral normalisation of D, and with
   the hinge loss for both players.
@@ -35,17 +35,19 @@ flags.DEFINE_integer('eval_every', 2000, 'Steps between validation evaluations.'
 flags.DEFINE_string('manual_dir', None, 'Directory of the official MNIST archives.', required=True)
 flags.DEFINE_string('workdir', 'workdirs/small_data', 'Where the runs and the table go.')
 flags.DEFINE_integer('parallel', 2, 'Runs at a time, each pinned to its own core.')
+flags.DEFINE_list('sizes', ['1000', '5000'], 'The augment study\'s training-subset sizes.')
 flags.DEFINE_bool('report_only', False, 'Write the table from finished runs, training nothing.')
 
 AUGMENT = 'color,translation,cutout'
-STUDIES = {
-    'augment': [(f'{n}_{name}', [f'--config.data.train_split=train[:{n}]'] + extra)
-                for n in (1000, 5000)
-                for name, extra in (('plain', []), ('diffaugment', [f'--config.train.augment={AUGMENT}']))],
-    'options': [('config', []),
-                ('spectral_norm', ['--config.train.spectral_norm=True']),
-                ('hinge', ['--config.train.d_loss=hinge', '--config.train.g_loss=hinge'])],
-}
+def studies():
+  return {
+      'augment': [(f'{n}_{name}', [f'--config.data.train_split=train[:{n}]'] + extra)
+                  for n in FLAGS.sizes
+                  for name, extra in (('plain', []), ('diffaugment', [f'--config.train.augment={AUGMENT}']))],
+      'options': [('config', []),
+                  ('spectral_norm', ['--config.train.spectral_norm=True']),
+                  ('hinge', ['--config.train.d_loss=hinge', '--config.train.g_loss=hinge'])],
+  }
 KEYS = ('frechet_distance', 'precision', 'recall', 'near_copy_fraction', 'nn_train_distance_ratio')
 
 
@@ -97,12 +99,14 @@ def evaluation_classifier():
 
 def main(argv):
   del argv
-  runs = STUDIES[FLAGS.study]
+  runs = studies()[FLAGS.study]
   if not FLAGS.report_only:
     evaluation_classifier()
     run_all(runs, 'train')
     run_all(runs, 'eval')  # the test split, once per final checkpoint
   lines = [f'# {FLAGS.study}: mnist_dcgan, {FLAGS.minutes:g} training minutes per run, one core each', '',
+           f'`python benchmarks/small_data.py --study={FLAGS.study} --minutes={FLAGS.minutes:g} '
+           f'--sizes={",".join(FLAGS.sizes)} --manual_dir=../shared/data/mnist`' if FLAGS.study == 'augment' else
            f'`python benchmarks/small_data.py --study={FLAGS.study} --minutes={FLAGS.minutes:g} '
            f'--manual_dir=../shared/data/mnist`', '',
            '| run | valid FD at steps 2,000, 4,000, ... | valid near copies | valid precision / recall | final step | test FD | test near copies | test precision / recall |',
