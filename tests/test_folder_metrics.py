@@ -42,6 +42,8 @@ def test_nearest_other_distances_leave_each_image_out():
   d = np.sqrt(((flat[:, None] - flat[None]) ** 2).sum(-1))
   np.fill_diagonal(d, np.inf)
   np.testing.assert_allclose(metrics.nearest_other_distances(x, rows=10), d.min(1), rtol=1e-4)
+  some = np.array([3, 17, 40, 56])
+  np.testing.assert_allclose(metrics.nearest_other_distances(x, some, rows=3), d.min(1)[some], rtol=1e-4)
 
 
 def test_the_folder_itself_is_all_near_copies_and_scores_zero(digit_folder):

@@ -8,8 +8,9 @@ against the folder's images themselves (the protocol of "FID against the trainin
   (linear, antialiased) per channel: `fd_pixels16`, `kid_pixels16`, `kid_pixels16_std`. Those
   rank runs on one folder; they are not comparable with any published FID.
 - Memorisation: a sample is a near copy when its nearest folder image is closer than 99% of the
-  folder's images are to their nearest *other* image (`near_copy_fraction`); and the median of
-  the first over the median of the second (`nn_train_distance_ratio`; well below 1: copies).
+  folder's images are to their nearest *other* image (`near_copy_fraction`; up to 2,000 of them,
+  drawn once, left out in turn); and the median of the first over the median of the second
+  (`nn_train_distance_ratio`; well below 1: copies).
 """
 import jax
 import numpy as np
@@ -20,6 +21,7 @@ from gan_jax.eval import metrics
 
 PIXELS = 16
 KID_SUBSET = 1000  # torch-fidelity's default subset size, when the folder and samples allow it
+NEW_IMAGES = 2000  # folder images left out in turn for the near-copy threshold (its 1st percentile)
 
 
 def pixel_features(images, batch: int = 500) -> np.ndarray:
@@ -60,7 +62,8 @@ def scores(exp, samples, cache: dict) -> dict:
     features, names = lambda x, what: pixel_features(x), ('fd_pixels16', 'kid_pixels16')
   if 'folder_features' not in cache:
     cache['folder_features'] = features(images, 'folder images')
-    cache['folder_nearest_other'] = metrics.nearest_other_distances(images)
+    left_out = np.sort(np.random.default_rng(0).permutation(len(images))[:NEW_IMAGES])  # all of a small folder
+    cache['folder_nearest_other'] = metrics.nearest_other_distances(images, left_out)
   real, fake = cache['folder_features'], features(samples, 'generator samples')
   kid, kid_std = metrics.kernel_inception_distance(fake, real, subset_size=subset_size(exp.config, len(real), len(fake)))
   nearest = metrics.nearest_distances(samples, [images])

@@ -158,14 +158,16 @@ def nearest_distances(queries, chunks) -> np.ndarray:
   return np.sqrt(np.asarray(best))
 
 
-def nearest_other_distances(images, rows: int = 1000) -> np.ndarray:
-  """Euclidean distance from each image to its nearest *other* image of the same set (a set with
-  nothing held out: the distance of a genuinely new image, left out in turn)."""
+def nearest_other_distances(images, indices=None, rows: int = 1000) -> np.ndarray:
+  """Euclidean distance from each image (or each of images[indices]) to its nearest *other*
+  image of the same set (a set with nothing held out: the distance of a genuinely new image,
+  left out in turn)."""
   x = jnp.asarray(np.asarray(images, np.float32).reshape(len(images), -1))
+  indices = np.arange(len(x)) if indices is None else np.asarray(indices)
   out = []
-  for start in range(0, len(x), rows):
-    d = _squared_distances(x[start:start + rows], x)
-    d = d.at[jnp.arange(d.shape[0]), start + jnp.arange(d.shape[0])].set(jnp.inf)
+  for start in range(0, len(indices), rows):
+    own = indices[start:start + rows]
+    d = _squared_distances(x[own], x).at[jnp.arange(len(own)), own].set(jnp.inf)
     out.append(np.asarray(jnp.min(d, axis=1)))
   return np.sqrt(np.maximum(np.concatenate(out), 0.0))
 
