@@ -24,11 +24,15 @@ KID_SUBSET = 1000  # torch-fidelity's default subset size, when the folder and s
 NEW_IMAGES = 2000  # folder images left out in turn for the near-copy threshold (its 1st percentile)
 
 
+@jax.jit
+def _resized(x):
+  return jax.image.resize(x, (len(x), PIXELS, PIXELS, x.shape[-1]), 'linear', antialias=True)
+
+
 def pixel_features(images, batch: int = 500) -> np.ndarray:
   """[n, 16·16·channels]: images in [0, 1], resized to 16×16."""
   images = np.asarray(images, np.float32)
-  resize = jax.jit(lambda x: jax.image.resize(x, (len(x), PIXELS, PIXELS, x.shape[-1]), 'linear', antialias=True))
-  return np.concatenate([np.asarray(resize(images[i:i + batch])).reshape(len(images[i:i + batch]), -1)
+  return np.concatenate([np.asarray(_resized(images[i:i + batch])).reshape(len(images[i:i + batch]), -1)
                          for i in range(0, len(images), batch)])
 
 
