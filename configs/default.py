@@ -10,9 +10,10 @@ def sgd(lr=0.1, momentum=0.5, **kw):
                                         momentum_saturate=1, **kw))
 
 
-def adam(lr=2e-4, b1=0.5, b2=0.999):
-  return ml_collections.ConfigDict(dict(name='adam', lr=lr, b1=b1, b2=b2, lr_decay=1.0, lr_decay_start=0,
-                                        min_lr=0.0))
+def adam(lr=2e-4, b1=0.5, b2=0.999, eps=1e-8, eps_root=0.0):
+  """Adam: the update is m̂ / (√(v̂ + eps_root) + eps) (optax.adam)."""
+  return ml_collections.ConfigDict(dict(name='adam', lr=lr, b1=b1, b2=b2, eps=eps, eps_root=eps_root, lr_decay=1.0,
+                                        lr_decay_start=0, min_lr=0.0))
 
 
 def get_config():
@@ -45,6 +46,7 @@ def get_config():
   c.model.g_output_bias = 'marginals'  # logit of the training mean, as the released code
   c.model.encoder = 'mlp'  # E(x) → z of train.game='bigan' (§7 item 2)
   c.model.e_kwargs = ml_collections.ConfigDict(dict(hidden=1024, depth=2))
+  c.model.d_init_examples = 500  # a D that initialises from data (improved_gan's data_init): on this many training images
   c.model.num_classes = 0  # > 0: G(z, y) and D(x, y) conditioned on the data's class label (§7 item 1)
   # Every model argument is spelled out so that the command line can set it (configs are locked).
   c.model.g_kwargs = ml_collections.ConfigDict(dict(hidden=1200, init_range=0.05))

@@ -8,7 +8,7 @@ import numpy as np
 from gan_jax import augment, data, games, parallel, step
 from gan_jax.errors import UserError
 from gan_jax.eval import folder_metrics
-from gan_jax.models import make_encoder, make_models
+from gan_jax.models import make_encoder, make_models, needs_init_batch
 from gan_jax.optim import make_optimizer
 from gan_jax.validate import validate_config
 
@@ -77,7 +77,22 @@ def build_models(config, source, for_restore: bool = False):
       r1_examples=config.train.get('r1_examples', 0), spectral_norm=config.train.get('spectral_norm', False))
   marginals = config.model.g_output_bias == 'marginals' and not for_restore
   data_mean = source.mean() if marginals else None
-  return spec, step.create_state(spec, config.seed, source.shape, data_mean)
+  return spec, step.create_state(spec, config.seed, source.shape, data_mean,
+                                 None if for_restore else d_init_batch(config, d, source))
+
+
+def d_init_batch(config, d, source):
+  """model.d_init_examples training examples drawn with the seed, for a D that initialises its
+  weights from data (Salimans et al.: 500 of a random permutation of the training set); None for
+  any other D."""
+  if not needs_init_batch(d):
+    return None
+  n = config.model.d_init_examples
+  if not 2 <= n <= len(source):
+    raise UserError(f'model.d_init_examples={n}: the data-dependent initialisation of '
+                    f'model.discriminator={config.model.discriminator} needs 2 to {len(source)} training examples.')
+  rows = np.random.default_rng([config.seed, 0xD1]).permutation(len(source))[:n]
+  return source.read(np.sort(rows))
 
 
 def labelled_indices(config, source, num_devices: int):

@@ -69,6 +69,8 @@ def make_optimizer(cfg, updates_per_epoch: int) -> optax.GradientTransformation:
         learning_rate=learning_rate_schedule(cfg),
         momentum=momentum_schedule(cfg, updates_per_epoch))
   if cfg.name == 'adam':
+    # eps_root > 0 (eps 0) puts ε inside the root, √(v̂ + ε), as Salimans et al.'s adam_updates
     return optax.inject_hyperparams(optax.adam)(
-        learning_rate=learning_rate_schedule(cfg), b1=cfg.get('b1', 0.5), b2=cfg.get('b2', 0.999))
+        learning_rate=learning_rate_schedule(cfg), b1=cfg.get('b1', 0.5), b2=cfg.get('b2', 0.999),
+        eps=cfg.get('eps', 1e-8), eps_root=cfg.get('eps_root', 0.0))
   raise UserError(f'optim name={cfg.name!r} is unknown; choose sgd or adam.')

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gan_jax import spectral
+from gan_jax import models, spectral
 from gan_jax.data.pipeline import scale
 from gan_jax.games import players
 from gan_jax.games.paper import PaperGame
@@ -64,6 +64,13 @@ class GANSpec:
   axis_name: Any = None
 
 
+def on_axis(spec: GANSpec, axis_name) -> GANSpec:
+  """The spec inside a data-parallel map over `axis_name`: the games' means and the players'
+  batch statistics (models.with_batch_axis) over every device's examples."""
+  return dataclasses.replace(spec, axis_name=axis_name, g=models.with_batch_axis(spec.g, axis_name),
+                             e=models.with_batch_axis(spec.e, axis_name))
+
+
 def as_batch(batch) -> dict:
   """Real data as a dict: {'image': [..., b, *shape]} and, for a conditional model, 'label'."""
   return batch if isinstance(batch, dict) else {'image': batch}
@@ -74,22 +81,26 @@ def _scaled(spec, batch) -> dict:
   return {k: scale(v, spec.data_scale) if k.endswith('image') else v for k, v in batch.items()}
 
 
-def create_state(spec: GANSpec, seed: int, data_shape, data_mean=None) -> GANState:
+def create_state(spec: GANSpec, seed: int, data_shape, data_mean=None, d_init_batch=None) -> GANState:
   """Initial parameters and optimizer states. `data_mean` (in G's output range, [0, 1]) sets G's
-  output bias to the logit of the per-pixel marginals, as the released MNIST model did."""
+  output bias to the logit of the per-pixel marginals, as the released MNIST model did;
+  `d_init_batch` (real examples as stored) initialises a D that initialises from data
+  (models.needs_init_batch)."""
   g_bias = None
   if data_mean is not None:
     p = np.clip(np.asarray(data_mean, np.float64).reshape(-1), 1e-7, 1 - 1e-7)
     g_bias = np.log(p / (1 - p)).astype(np.float32)
   # one program, not one per initializer and optimizer op (each its own dispatch, and on a cache
   # hit its own lookup: about a second of every start)
-  return jax.jit(_initial_state, static_argnums=(0, 2))(spec, seed, tuple(data_shape), g_bias)
+  return jax.jit(_initial_state, static_argnums=(0, 2))(spec, seed, tuple(data_shape), g_bias, d_init_batch)
 
 
-def _initial_state(spec, seed, data_shape, g_bias):
+def _initial_state(spec, seed, data_shape, g_bias, d_init_batch):
   init_key, train_key = jax.random.split(jax.random.PRNGKey(seed))
   g_key, d_key = jax.random.split(init_key)
-  g_params, d_params = spec.game.init(spec, g_key, d_key, data_shape)
+  if d_init_batch is not None:
+    d_init_batch = scale(d_init_batch, spec.data_scale)
+  g_params, d_params = spec.game.init(spec, g_key, d_key, data_shape, d_init_batch)
   if g_bias is not None:
     g_params = flax.core.copy(g_params, {})
     spec.game.generator_params(g_params)['params']['out']['bias'] = g_bias
@@ -228,7 +239,7 @@ def train_step(spec: GANSpec, state: GANState, batch):
 
 def make_p_train_step(spec: GANSpec, devices=None) -> Callable:
   """The data-parallel step: state replicated, batch [devices, k, b, ...], gradients pmean'd."""
-  spec = dataclasses.replace(spec, axis_name='batch')
+  spec = on_axis(spec, 'batch')
   return jax.pmap(lambda state, batch: train_step(spec, state, batch), axis_name='batch',
                   devices=devices, donate_argnums=(0,))
 
@@ -242,12 +253,12 @@ def train_steps(spec: GANSpec, state: GANState, batches):
 def make_train_steps(spec: GANSpec, dp) -> Callable:
   """`train_steps` over `dp`'s devices (a parallel.DataParallel, either way): batches
   [devices, steps, k, b, ...] as `dp.batch` places them; metrics replicated, [steps] on each."""
-  spec = dataclasses.replace(spec, axis_name=dp.axis_name)
+  spec = on_axis(spec, dp.axis_name)
   return dp.map(lambda state, batches: train_steps(spec, state, batches))
 
 
 def make_p_train_steps(spec: GANSpec, devices=None) -> Callable:
   """`train_steps`, data-parallel: batches [devices, steps, k, b, ...]; metrics [devices, steps]."""
-  spec = dataclasses.replace(spec, axis_name='batch')
+  spec = on_axis(spec, 'batch')
   return jax.pmap(lambda state, batches: train_steps(spec, state, batches), axis_name='batch',
                   devices=devices, donate_argnums=(0,))

@@ -52,6 +52,9 @@ def validate_config(config) -> None:
   if config.model.discriminator == 'improved_gan' and (config.model.num_classes or t.game in ('bigan', 'inpainting')):
     raise UserError('model.discriminator=improved_gan sees images alone; the conditional model, bigan and '
                     'inpainting give D more: choose paper_maxout for them.')
+  if config.model.generator == 'improved_gan' and (config.model.num_classes or t.game == 'inpainting'):
+    raise UserError('model.generator=improved_gan takes z alone; the conditional model and inpainting give G '
+                    'more: choose paper_mlp for them.')
   if t.game == 'bigan' and ('dcgan' in (config.model.generator, config.model.discriminator)
                             or config.model.num_classes):
     raise UserError('train.game=bigan gives D the pair (x, z), which the MLP discriminators take; '
@@ -68,8 +71,8 @@ def validate_config(config) -> None:
                       f'first, e.g. gcloud storage cp -r {where} /local/dir, and pass the local directory.')
   if config.mesh.api not in parallel.APIS:
     raise UserError(f'mesh.api={config.mesh.api!r} is unknown; choose pmap or shard_map.')
-  if config.model.noise not in ('uniform', 'gaussian'):
-    raise UserError(f'model.noise={config.model.noise!r} is unknown; choose uniform or gaussian.')
+  if config.model.noise not in models.NOISES:
+    raise UserError(f'model.noise={config.model.noise!r} is unknown; choose one of {models.NOISES}.')
   if t.k < 1:
     raise UserError(f'train.k={t.k}: the discriminator needs at least one update per step (k >= 1).')
   if update not in UPDATES:
@@ -102,6 +105,10 @@ def validate_config(config) -> None:
     if o.get('lr_decay', 1.0) < 1.0 or o.get('lr_decay_start', 0) < 0:
       raise UserError(f'optim.{name}.lr_decay={o.lr_decay} must be >= 1 (the rate is divided by it per update) '
                       f'and optim.{name}.lr_decay_start={o.get("lr_decay_start", 0)} >= 0.')
+    eps, eps_root = o.get('eps', 1e-8), o.get('eps_root', 0.0)
+    if o.name == 'adam' and (eps < 0 or eps_root < 0 or eps == eps_root == 0):
+      raise UserError(f'optim.{name}.eps={eps} and eps_root={eps_root} must be >= 0 and not both 0 '
+                      '(a zero gradient would give 0/0).')
   if config.eval.periodic_parzen not in ('cheap', 'full'):
     raise UserError(f'eval.periodic_parzen={config.eval.periodic_parzen!r} is unknown; choose cheap or full.')
   if config.eval.split not in ('valid', 'test'):

@@ -82,7 +82,7 @@ def wait_for(proc, text, log, timeout=120):
 
 def tiny_paper_config(config):
   """The paper's MNIST architecture, narrowed so tests run in seconds."""
-  config.model.g_kwargs.hidden = 64
+  config.model.g_kwargs.hidden = (64, 64) if config.model.generator == 'improved_gan' else 64
   if config.model.discriminator == 'improved_gan':
     config.model.d_kwargs.hidden = (32, 16)
   else:

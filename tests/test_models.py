@@ -104,14 +104,14 @@ def test_improved_gan_d_noise_per_layer_only_in_training():
   _, inter = d.apply(params, x, train=True, rngs={'dropout': jax.random.PRNGKey(2)},
                      capture_intermediates=True, mutable=['intermediates'])
   inter = inter['intermediates']
-  layers = [f'WeightNorm_{i}' for i in range(5)]
+  layers = [f'WeightNormDense_{i}' for i in range(5)]
   widths = [np.asarray(inter[n]['__call__'][0]).shape[-1] for n in layers]
   assert widths == [1000, 500, 250, 250, 250]
   inputs = [x.reshape(64, -1)] + [nn.relu(inter[n]['__call__'][0]) for n in layers]
   for i, (before, stddev) in enumerate(zip(inputs, [0.3] + [0.5] * 5)):
     added = np.asarray(inter[f'GaussianNoise_{i}']['__call__'][0]) - np.asarray(before)
     assert abs(added.std() - stddev) < 0.01 and abs(added.mean()) < 0.01, (i, added.std())
-  np.testing.assert_array_equal(inter['features'][0], nn.relu(inter['WeightNorm_4']['__call__'][0]))
+  np.testing.assert_array_equal(inter['features'][0], nn.relu(inter['WeightNormDense_4']['__call__'][0]))
 
 
 def test_improved_gan_d_weights_are_normalised():
@@ -121,13 +121,13 @@ def test_improved_gan_d_weights_are_normalised():
   x = jax.random.uniform(jax.random.PRNGKey(0), (8, 784))
   params = d.init(jax.random.PRNGKey(1), x)
   out = d.apply(params, x)
-  kernel = params['params']['Dense_0']['kernel']
+  kernel = params['params']['WeightNormDense_0']['kernel']
   scaled = jax.tree.map(lambda v: v, params)
-  scaled['params']['Dense_0']['kernel'] = kernel.at[:, 3].multiply(7.0) * 0.2
+  scaled['params']['WeightNormDense_0']['kernel'] = kernel.at[:, 3].multiply(7.0) * 0.2
   np.testing.assert_allclose(d.apply(scaled, x), out, rtol=1e-5, atol=1e-6)
-  norm = params['params']['WeightNorm_0']['Dense_0/kernel/scale']
+  norm = params['params']['WeightNormDense_0']['scale']
   rescaled = jax.tree.map(lambda v: v, params)
-  rescaled['params']['WeightNorm_0']['Dense_0/kernel/scale'] = norm * 2
+  rescaled['params']['WeightNormDense_0']['scale'] = norm * 2
   assert not np.allclose(d.apply(rescaled, x), out, atol=1e-3)
 
 

@@ -21,7 +21,7 @@ def encode(spec, e_params, x):
 
 class BiGAN(PaperGame):
 
-  def init(self, spec, g_key, d_key, data_shape):
+  def init(self, spec, g_key, d_key, data_shape, d_init_batch=None):  # its D does not initialise from data
     g_key, e_key = jax.random.split(g_key)
     z = jnp.zeros((1, spec.noise_dim))
     x = jnp.zeros((1,) + tuple(data_shape))

@@ -46,7 +46,7 @@ def complete(spec, g_params, x, m, z):
 class Inpainting(PaperGame):
   """G(z, m, m⊙x) and D(x, m); the paper's losses on completions."""
 
-  def init(self, spec, g_key, d_key, data_shape):
+  def init(self, spec, g_key, d_key, data_shape, d_init_batch=None):  # its D does not initialise from data
     size = int(np.prod(data_shape))
     g_params = spec.g.init(g_key, jnp.zeros((1, spec.noise_dim)), None, jnp.zeros((1, 2 * size)))
     d_params = spec.d.init({'params': d_key}, jnp.zeros((1,) + tuple(data_shape)), None,

@@ -13,16 +13,20 @@ class PaperGame:
 
   A game names what its players are and what each minimises; the one `train_step` runs any game
   (gan_jax/games/ holds the other §7 variants), so no variant copies the step. Its methods:
-  `init` the players' parameters, `d_loss` and `g_loss` (the loss and its metrics: `value`,
+  `init` the players' parameters (D's from `d_init_batch` when it initialises from data), `d_loss` and `g_loss` (the loss and its metrics: `value`,
   `d_real`, `d_fake` for the progress line) on one real minibatch (a dict: 'image', maybe
   'label') and a key, `sample` G's output for evaluation, `generator_params` the G inside the
   generator player's parameters.
   """
 
-  def init(self, spec, g_key, d_key, data_shape):
-    label = players.conditions(jnp.zeros((1,), jnp.int32) if spec.num_classes else None)
-    g_params = spec.g.init(g_key, jnp.zeros((1, spec.noise_dim)), *label)
-    d_params = spec.d.init({'params': d_key}, jnp.zeros((1,) + tuple(data_shape)), *label, train=False)
+  def init(self, spec, g_key, d_key, data_shape, d_init_batch=None):
+    labels = lambda n: players.conditions(jnp.zeros((n,), jnp.int32) if spec.num_classes else None)
+    g_params = spec.g.init(g_key, jnp.zeros((1, spec.noise_dim)), *labels(1))
+    if d_init_batch is None:
+      d_params = spec.d.init({'params': d_key}, jnp.zeros((1,) + tuple(data_shape)), *labels(1), train=False)
+    else:  # a D that initialises from data sees real examples in training mode (its noise on)
+      d_params = spec.d.init({'params': d_key, 'dropout': jax.random.fold_in(d_key, 1)}, d_init_batch,
+                             *labels(len(d_init_batch)), train=True)
     return g_params, d_params
 
   def d_loss(self, spec, d_params, g_params, real, key):

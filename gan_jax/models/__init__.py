@@ -3,6 +3,7 @@
 Discriminators return logits (one per example); the losses work on logits so they stay finite
 when D saturates. `train=True` turns on D's dropout, which takes the 'dropout' rng.
 """
+import dataclasses
 import math
 
 import jax
@@ -13,22 +14,29 @@ from gan_jax.models.dcgan import (DCGAN_MAX_SIZE, DCGAN_MIN_SIZE, DCGAN_SIZES, D
                                   ConvTranspose4x4Stride2, DCGANDiscriminator, DCGANGenerator,
                                   conv_4x4_stride_2, conv_hook_4x4_stride_2, conv_transpose_4x4_stride_2,
                                   dcgan_layout, dcgan_num_blocks, group_norm_groups)
-from gan_jax.models.layers import Maxout, symmetric_uniform, with_label  # noqa: F401
-from gan_jax.models.mlp import (GaussianNoise, ImprovedGANDiscriminator, MLPEncoder,  # noqa: F401
+from gan_jax.models.layers import BatchNorm, Maxout, WeightNormDense, symmetric_uniform, with_label  # noqa: F401
+from gan_jax.models.mlp import (GaussianNoise, ImprovedGANDiscriminator, ImprovedGANGenerator, MLPEncoder,  # noqa: F401
                                 PaperMaxoutDiscriminator, PaperMLPGenerator, ToyMLPDiscriminator,
                                 ToyMLPGenerator)
 
 
+NOISES = ('uniform', 'gaussian', 'uniform01')
+
+
 def sample_noise(rng, shape, kind: str):
-  """p_z. 'uniform' is U(-√3, √3) (unit variance, the released MNIST model), 'gaussian' N(0, I)."""
+  """p_z. 'uniform' is U(-√3, √3) (unit variance, the released MNIST model), 'gaussian' N(0, I),
+  'uniform01' U(0, 1) (Salimans et al.'s semi-supervised G)."""
   if kind == 'uniform':
     return jax.random.uniform(rng, shape, jnp.float32, -math.sqrt(3.0), math.sqrt(3.0))
+  if kind == 'uniform01':
+    return jax.random.uniform(rng, shape, jnp.float32)
   if kind == 'gaussian':
     return jax.random.normal(rng, shape, jnp.float32)
-  raise UserError(f'model.noise={kind!r} is unknown; choose uniform or gaussian.')
+  raise UserError(f'model.noise={kind!r} is unknown; choose one of {NOISES}.')
 
 
-GENERATORS = {'paper_mlp': PaperMLPGenerator, 'dcgan': DCGANGenerator, 'toy_mlp': ToyMLPGenerator}
+GENERATORS = {'paper_mlp': PaperMLPGenerator, 'dcgan': DCGANGenerator, 'toy_mlp': ToyMLPGenerator,
+              'improved_gan': ImprovedGANGenerator}
 DISCRIMINATORS = {'paper_maxout': PaperMaxoutDiscriminator, 'dcgan': DCGANDiscriminator,
                   'toy_mlp': ToyMLPDiscriminator, 'improved_gan': ImprovedGANDiscriminator}
 
@@ -57,3 +65,16 @@ def make_models(model_config, data_shape):
                          **model_config.get('g_kwargs', {}), **cond)
   d = DISCRIMINATORS[d_name](**model_config.get('d_kwargs', {}), **cond)
   return g, d
+
+
+def with_batch_axis(module, axis_name):
+  """The module with its batch statistics taken over the data-parallel axis `axis_name` (a
+  module that normalises by the batch, `batch_axis`); any other module as it is."""
+  if module is None or 'batch_axis' not in {f.name for f in dataclasses.fields(module)}:
+    return module
+  return module.clone(batch_axis=axis_name)
+
+
+def needs_init_batch(module) -> bool:
+  """Whether the module initialises from data (weight normalisation's data-dependent init)."""
+  return bool(getattr(module, 'data_init', False))

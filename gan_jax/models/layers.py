@@ -44,3 +44,58 @@ class Maxout(nn.Module):
   def __call__(self, x):
     y = nn.Dense(self.features * self.pieces, kernel_init=symmetric_uniform(self.init_range))(x)
     return y.reshape(y.shape[:-1] + (self.features, self.pieces)).max(axis=-1)
+
+
+class BatchNorm(nn.Module):
+  """Batch normalisation by the statistics of the batch itself, over `axis_name` too (the
+  global batch of a data-parallel step, so N devices train what one does), then a learned
+  shift (and scale, with `use_scale`). No running averages: Salimans et al.'s G normalises every
+  batch it generates by that batch, in training and sampling alike (improved-gan, nn.py
+  BatchNormLayer with deterministic=False). flax's nn.BatchNorm keeps running averages in a
+  'batch_stats' collection that every apply would have to make mutable."""
+  use_scale: bool = False
+  use_bias: bool = True
+  epsilon: float = 1e-6  # theirs, inside the root
+  axis_name: object = None
+
+  @nn.compact
+  def __call__(self, x):
+    mean_of = lambda v: v.mean(0) if self.axis_name is None else jax.lax.pmean(v.mean(0), self.axis_name)
+    mean = mean_of(x)
+    y = (x - mean) * jax.lax.rsqrt(mean_of(jnp.square(x - mean)) + self.epsilon)
+    if self.use_scale:
+      y = y * self.param('scale', nn.initializers.ones, (x.shape[-1],))
+    if self.use_bias:
+      y = y + self.param('bias', nn.initializers.zeros, (x.shape[-1],))
+    return y
+
+
+class WeightNormDense(nn.Module):
+  """A dense layer with weight normalisation as improved-gan's nn.py builds it: each output
+  unit's weights are g·v/‖v‖ (‖v‖ with `epsilon` inside the root), plus a bias.
+
+  `data_init`: initialised in training mode on a batch (models/__init__.py's init_batch), g is
+  1/std and b −mean/std of the unit's normalised pre-activations on that batch, so every unit
+  starts at zero mean and unit variance there and the next layer sees it so (Salimans & Kingma
+  2016, §3; their DenseLayer's init pass). `train_scale=False` holds g at its initial value (the
+  optimiser sees a zero gradient for it), as their hidden layers do. flax's nn.WeightNorm has
+  neither.
+  """
+  features: int
+  kernel_init: object = nn.initializers.normal(0.1)
+  train_scale: bool = True
+  data_init: bool = False
+  epsilon: float = 0.0
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    v = self.param('kernel', self.kernel_init, (x.shape[-1], self.features))
+    y = x @ (v / jnp.sqrt(jnp.sum(jnp.square(v), axis=0) + self.epsilon))
+    scale_init, bias_init = nn.initializers.ones, nn.initializers.zeros
+    if self.data_init and train and self.is_initializing():
+      mean = y.mean(0)
+      std = jnp.sqrt(jnp.mean(jnp.square(y - mean), 0))
+      scale_init, bias_init = (lambda *_: 1 / std), (lambda *_: -mean / std)
+    g = self.param('scale', scale_init, (self.features,))
+    b = self.param('bias', bias_init, (self.features,))
+    return y * (g if self.train_scale else jax.lax.stop_gradient(g)) + b

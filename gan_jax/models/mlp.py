@@ -6,7 +6,8 @@ import flax.linen as nn
 import jax
 import numpy as np
 
-from gan_jax.models.layers import Maxout, output_activation, symmetric_uniform, with_label
+from gan_jax.models.layers import (BatchNorm, Maxout, WeightNormDense, output_activation, symmetric_uniform,
+                                   with_label)
 
 
 class PaperMLPGenerator(nn.Module):
@@ -66,30 +67,57 @@ class GaussianNoise(nn.Module):
 
 
 class ImprovedGANDiscriminator(nn.Module):
-  """Salimans et al.'s (2016) permutation-invariant MNIST D for semi-supervised learning:
-  ReLU layers of 1000, 500, 250, 250, 250 units with weight normalisation, Gaussian noise of
-  stddev 0.3 on the input and 0.5 after every hidden layer, `num_outputs` logits
-  (improved-gan, train_mnist_feature_matching.py). Feature matching matches the last hidden
-  layer before its noise, as theirs does. Their data-dependent initialisation of the scales is
-  not reproduced: flax's WeightNorm starts each unit's weight vector at norm 1.
+  """Salimans et al.'s (2016) permutation-invariant MNIST D for semi-supervised learning
+  (improved-gan, train_mnist_feature_matching.py and nn.py's DenseLayer): ReLU layers of 1000,
+  500, 250, 250, 250 units with weight normalisation (v ~ N(0, kernel_std²)), Gaussian noise of
+  stddev 0.3 on the input and 0.5 after every hidden layer, `num_outputs` logits. Theirs
+  initialises the scales and biases from data (`data_init`, on a batch with the noise on) and
+  trains only the output layer's scales (`train_hidden_scales=False`). Feature matching matches
+  the last hidden layer before its noise, as theirs does.
   """
   hidden: Sequence[int] = (1000, 500, 250, 250, 250)
   input_noise: float = 0.3
   hidden_noise: float = 0.5
   num_outputs: int = 1
+  kernel_std: float = 0.1
+  data_init: bool = True
+  train_hidden_scales: bool = False
 
   @nn.compact
   def __call__(self, x, labels=None, cond=None, train: bool = False):
     if labels is not None or cond is not None:
       raise NotImplementedError('the improved_gan D is unconditional')
+    dense = lambda units, train_scale: WeightNormDense(units, nn.initializers.normal(self.kernel_std),
+                                                       train_scale, self.data_init)
     h = GaussianNoise(self.input_noise)(x.reshape(x.shape[0], -1), train)
     for units in self.hidden:
-      h = nn.relu(nn.WeightNorm(nn.Dense(units))(h))
+      h = nn.relu(dense(units, self.train_hidden_scales)(h, train))
       last = h
       h = GaussianNoise(self.hidden_noise)(h, train)
     self.sow('intermediates', 'features', last)
-    logits = nn.WeightNorm(nn.Dense(self.num_outputs))(h)
+    logits = dense(self.num_outputs, True)(h, train)
     return logits[:, 0] if self.num_outputs == 1 else logits
+
+
+class ImprovedGANGenerator(nn.Module):
+  """Salimans et al.'s MNIST G for feature matching: z → 500 → 500 softplus units, each dense
+  layer (Glorot-uniform, no bias) batch-normalised over the batch with a learned shift and no
+  scale, then a weight-normalised dense layer (trainable scales) to sigmoid pixels (improved-gan,
+  train_mnist_feature_matching.py). The batch statistics are the global batch's: `batch_axis`
+  names the data-parallel axis (step.py sets it)."""
+  out_shape: Sequence[int]
+  output: str = 'sigmoid'
+  hidden: Sequence[int] = (500, 500)
+  batch_axis: object = None
+
+  @nn.compact
+  def __call__(self, z):
+    h = z
+    for units in self.hidden:
+      h = nn.Dense(units, use_bias=False, kernel_init=nn.initializers.glorot_uniform())(h)
+      h = nn.softplus(BatchNorm(axis_name=self.batch_axis)(h))
+    x = WeightNormDense(int(np.prod(self.out_shape)), nn.initializers.glorot_uniform(), epsilon=1e-6, name='out')(h)
+    return output_activation(x, self.output).reshape(z.shape[:-1] + tuple(self.out_shape))
 
 
 class ToyMLPGenerator(nn.Module):
