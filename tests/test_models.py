@@ -289,3 +289,132 @@ def test_dcgan_has_no_xla_convolutions():
   loss = lambda gp, dp: jnp.sum(d.apply(dp, g.apply(gp, z)))
   jaxpr = str(jax.make_jaxpr(jax.grad(loss, argnums=(0, 1)))(g_params, d_params))
   assert 'conv_general_dilated' not in jaxpr and 'dot_general' in jaxpr
+
+
+def _hand_weight_norm_init(x, kernels):
+  """Salimans et al.'s data-dependent init written out in numpy (their DenseLayer with
+  init=True): per layer, the normalised pre-activations y = h·v/‖v‖ on the batch give
+  g = 1/std(y), b = −mean(y)/std(y); the next layer sees relu(g·y + b)."""
+  h, out = np.asarray(x, np.float64).reshape(len(x), -1), []
+  for i, v in enumerate(kernels):
+    v = np.asarray(v, np.float64)
+    y = h @ (v / np.sqrt((v ** 2).sum(0)))
+    mean, std = y.mean(0), y.std(0)
+    out.append((1 / std, -mean / std))
+    h = y / std - mean / std
+    h = np.maximum(h, 0) if i < len(kernels) - 1 else h
+  return out
+
+
+def test_improved_gan_d_data_dependent_init_against_a_hand_computation():
+  """Initialised on a batch, each weight-normalised layer's scale and bias are 1/std and
+  −mean/std of its pre-activations there (numpy, from the initial directions), so every unit
+  starts at mean 0 and variance 1 on that batch; with the noise on (as theirs), the same holds on
+  the init pass's own noise draw. The directions are v ~ N(0, 0.1²)."""
+  d = models.ImprovedGANDiscriminator(hidden=(300, 200), num_outputs=10, input_noise=0.0, hidden_noise=0.0)
+  x = jax.random.uniform(jax.random.PRNGKey(0), (500, 784))
+  params = d.init({'params': jax.random.PRNGKey(1), 'dropout': jax.random.PRNGKey(2)}, x, train=True)['params']
+  names = [f'WeightNormDense_{i}' for i in range(3)]
+  kernels = [params[n]['kernel'] for n in names]
+  assert [k.shape for k in kernels] == [(784, 300), (300, 200), (200, 10)]
+  assert abs(float(np.std(kernels[0])) - 0.1) < 0.002 and abs(float(np.mean(kernels[0]))) < 0.001
+  for n, (scale, bias) in zip(names, _hand_weight_norm_init(x, kernels)):
+    np.testing.assert_allclose(params[n]['scale'], scale, rtol=2e-4)
+    np.testing.assert_allclose(params[n]['bias'], bias, rtol=2e-4, atol=2e-4)
+  # with the noise on: the pre-activations of the init pass (same noise key) are standardised
+  noisy = models.ImprovedGANDiscriminator(hidden=(300, 200), num_outputs=10)
+  rngs = {'params': jax.random.PRNGKey(1), 'dropout': jax.random.PRNGKey(2)}
+  variables = noisy.init(rngs, x, train=True)
+  _, inter = noisy.apply(variables, x, train=True, rngs={'dropout': rngs['dropout']},
+                         capture_intermediates=True, mutable=['intermediates'])
+  for n in names:
+    pre = np.asarray(inter['intermediates'][n]['__call__'][0], np.float64)
+    np.testing.assert_allclose(pre.mean(0), 0, atol=1e-4)
+    np.testing.assert_allclose(pre.std(0), 1, rtol=1e-3)
+  # without data (or in evaluation mode) the scales start at 1 and the biases at 0
+  plain = d.init(jax.random.PRNGKey(1), x)['params']
+  np.testing.assert_array_equal(plain[names[0]]['scale'], np.ones(300))
+  np.testing.assert_array_equal(plain[names[0]]['bias'], np.zeros(300))
+
+
+def test_semi_supervised_step_moves_only_the_trainable_scales():
+  """Their hidden layers' scales are not trainable: after a training step of the config's game
+  they are bit for bit where the data-dependent init put them, while the output layer's scales,
+  every direction and bias, and G's batch-norm shifts move. With train_hidden_scales=True they
+  move too."""
+  from configs import mnist_semi_supervised
+  from gan_jax.games import semi_supervised
+  rng = np.random.default_rng(0)
+  batch = {'image': rng.integers(0, 256, (1, 32, 28, 28, 1), np.uint8),
+           'labelled_image': rng.integers(0, 256, (1, 10, 28, 28, 1), np.uint8),
+           'labelled_label': np.arange(10, dtype=np.int32)[None]}
+
+  def one_step(train_hidden_scales):
+    c = mnist_semi_supervised.get_config()
+    c.model.d_kwargs.hidden, c.model.g_kwargs.hidden = (64, 32), (48, 48)
+    c.model.d_kwargs.train_hidden_scales = train_hidden_scales
+    g, d = models.make_models(c.model, (28, 28, 1))
+    spec = step.GANSpec(g, d, make_optimizer(c.optim.g, 600), make_optimizer(c.optim.d, 600),
+                        noise_dim=c.model.noise_dim, noise=c.model.noise, data_scale='unit',
+                        game=semi_supervised.SemiSupervised(), unsupervised_weight=0.5)
+    state = step.create_state(spec, 0, (28, 28, 1), d_init_batch=rng.integers(0, 256, (50, 28, 28, 1), np.uint8))
+    return state, jax.jit(functools.partial(step.train_step, spec))(state, batch)[0]
+
+  before, after = one_step(False)
+  d0, d1 = before.d_params['params'], after.d_params['params']
+  for i in range(2):
+    np.testing.assert_array_equal(d1[f'WeightNormDense_{i}']['scale'], d0[f'WeightNormDense_{i}']['scale'])
+    assert not np.allclose(d0[f'WeightNormDense_{i}']['kernel'], d1[f'WeightNormDense_{i}']['kernel'])
+    assert not np.allclose(d0[f'WeightNormDense_{i}']['bias'], d1[f'WeightNormDense_{i}']['bias'])
+  assert not np.allclose(d0['WeightNormDense_2']['scale'], d1['WeightNormDense_2']['scale'])
+  g0, g1 = before.g_params['params'], after.g_params['params']
+  assert not np.allclose(g0['BatchNorm_0']['bias'], g1['BatchNorm_0']['bias'])
+  assert not np.allclose(g0['out']['scale'], g1['out']['scale'])
+  before, after = one_step(True)
+  assert not np.allclose(before.d_params['params']['WeightNormDense_0']['scale'],
+                         after.d_params['params']['WeightNormDense_0']['scale'])
+
+
+def test_improved_gan_g_against_a_hand_computation():
+  """Their G in numpy: z → Dense (no bias) → (h − mean)/√(var + 1e-6) over the batch, plus a
+  shift → softplus, twice → v·g/√(‖v‖² + 1e-6) + b → sigmoid. The batch statistics make each
+  sample depend on the others in its batch; z ~ U(0, 1)."""
+  g = models.ImprovedGANGenerator(out_shape=(28, 28, 1), hidden=(40, 30))
+  z = models.sample_noise(jax.random.PRNGKey(0), (64, 100), 'uniform01')
+  assert float(z.min()) >= 0 and float(z.max()) < 1 and abs(float(z.mean()) - 0.5) < 0.01
+  params = g.init(jax.random.PRNGKey(1), z)['params']
+  params = jax.tree.map(lambda a: a + 0.1 * jax.random.normal(jax.random.PRNGKey(3), a.shape), params)
+  limit = np.sqrt(6 / (100 + 40))  # Glorot uniform, lasagne's default
+  k0 = np.asarray(g.init(jax.random.PRNGKey(1), z)['params']['Dense_0']['kernel'])
+  assert k0.shape == (100, 40) and np.abs(k0).max() <= limit and np.abs(k0).max() > 0.95 * limit
+  assert set(params) == {'Dense_0', 'BatchNorm_0', 'Dense_1', 'BatchNorm_1', 'out'}
+  assert 'bias' not in params['Dense_0'] and 'scale' not in params['BatchNorm_0']
+  h = np.asarray(z, np.float64)
+  for i in range(2):
+    h = h @ np.asarray(params[f'Dense_{i}']['kernel'], np.float64)
+    h = (h - h.mean(0)) / np.sqrt(h.var(0) + 1e-6) + np.asarray(params[f'BatchNorm_{i}']['bias'])
+    h = np.log1p(np.exp(h))
+  v = np.asarray(params['out']['kernel'], np.float64)
+  logits = h @ (v * np.asarray(params['out']['scale']) / np.sqrt((v ** 2).sum(0) + 1e-6)) + np.asarray(params['out']['bias'])
+  x = g.apply({'params': params}, z)
+  assert x.shape == (64, 28, 28, 1)
+  np.testing.assert_allclose(np.asarray(x).reshape(64, -1), 1 / (1 + np.exp(-logits)), rtol=1e-4, atol=1e-6)
+  alone = g.apply({'params': params}, z[:8])  # other batch statistics: other samples
+  assert not np.allclose(alone, x[:8], atol=1e-3)
+
+
+def test_improved_gan_options_refuse_what_they_cannot_do():
+  from configs import mnist_semi_supervised
+  from gan_jax import validate
+  c = mnist_semi_supervised.get_config()
+  c.train.game, c.model.discriminator, c.model.num_classes = 'gan', 'paper_maxout', 10
+  with pytest.raises(UserError, match='model.generator=improved_gan takes z alone'):
+    validate.validate_config(c)
+  c = mnist_semi_supervised.get_config()
+  c.optim.d.eps_root = 0.0
+  with pytest.raises(UserError, match='optim.d.eps=0.0 and eps_root=0.0 must be >= 0 and not both 0'):
+    validate.validate_config(c)
+  c = mnist_semi_supervised.get_config()
+  c.model.noise = 'uniform_0_1'
+  with pytest.raises(UserError, match="model.noise='uniform_0_1' is unknown"):
+    validate.validate_config(c)

@@ -2,6 +2,7 @@
 that training uses: the learning rate divided by 1.000004 per update and floored at 1e-6 (as
 mnist.yaml's ExponentialDecay), momentum 0.5 → 0.7 linearly between epochs 1 and 250 (mnist.yaml's
 MomentumAdjustor), set once per epoch; and pylearn2's momentum rule, v <- μv - lr·g, θ <- θ + v."""
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -70,3 +71,29 @@ def test_sgd_step_is_pylearn2s_momentum_rule(lr_decay):
     velocity = momentum * velocity - max(0.1 / lr_decay ** t, 1e-6) * np.asarray(grad['w'])
     w = w + velocity
   np.testing.assert_allclose(np.asarray(params['w']), w, rtol=1e-6)
+
+
+def test_adam_with_eps_inside_the_root_is_salimans_adam_updates():
+  """configs/mnist_semi_supervised.py's Adam against improved-gan's nn.adam_updates written out
+  in numpy: m̂ / √(v̂ + 1e-8), with bias correction, for a few steps of varying gradients,
+  including a parameter whose gradient is always zero (a frozen scale: it must not move)."""
+  from configs import mnist_semi_supervised
+  cfg = mnist_semi_supervised.get_config().optim.d
+  tx = make_optimizer(cfg, 600)
+  params = {'w': jnp.array([0.5, -1.0, 2.0]), 'frozen': jnp.array([1.0, 3.0])}
+  state = tx.init(params)
+  p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+  m = {k: np.zeros_like(v) for k, v in p.items()}
+  v = {k: np.zeros_like(v) for k, v in p.items()}
+  rng = np.random.default_rng(0)
+  for t in range(1, 6):
+    # gradients near 1e-4, where ε inside the root (√(v̂ + 1e-8)) differs from outside it (√v̂ + ε)
+    grads = {'w': rng.normal(size=3) * 1e-4 * t, 'frozen': np.zeros(2)}
+    updates, state = tx.update(jax.tree.map(jnp.float32, grads), state, params)
+    params = optax.apply_updates(params, updates)
+    for k in p:  # theirs: mom1 0.5, mom2 0.999, lr 0.003
+      m[k] = 0.5 * m[k] + 0.5 * grads[k]
+      v[k] = 0.999 * v[k] + 0.001 * grads[k] ** 2
+      p[k] = p[k] - 0.003 * (m[k] / (1 - 0.5 ** t)) / np.sqrt(v[k] / (1 - 0.999 ** t) + 1e-8)
+    np.testing.assert_allclose(params['w'], p['w'], rtol=1e-5)
+    np.testing.assert_array_equal(params['frozen'], [1.0, 3.0])
