@@ -6,14 +6,17 @@ from ml_collections import config_dict
 def sgd(lr=0.1, momentum=0.5, **kw):
   """SGD with momentum, the paper's optimizer; schedules are off unless given."""
   return ml_collections.ConfigDict(dict(name='sgd', lr=lr, momentum=momentum, lr_decay=1.0,
-                                        lr_decay_start=0, min_lr=0.0, final_momentum=momentum, momentum_start=0,
+                                        lr_decay_start=0, lr_decay_every=1, min_lr=0.0, final_momentum=momentum, momentum_start=0,
                                         momentum_saturate=1, **kw))
 
 
-def adam(lr=2e-4, b1=0.5, b2=0.999, eps=1e-8, eps_root=0.0):
-  """Adam: the update is m̂ / (√(v̂ + eps_root) + eps) (optax.adam)."""
-  return ml_collections.ConfigDict(dict(name='adam', lr=lr, b1=b1, b2=b2, eps=eps, eps_root=eps_root, lr_decay=1.0,
-                                        lr_decay_start=0, min_lr=0.0))
+def adam(lr=2e-4, b1=0.5, b2=0.999, eps=1e-8, eps_root=0.0, weight_decay=0.0):
+  """Adam: the update is m̂ / (√(v̂ + eps_root) + eps) (optax.adam); weight_decay > 0 adds that
+  times the parameters to the gradient first (an L2 penalty). The rate: lr, divided by lr_decay
+  once per lr_decay_every updates after update lr_decay_start, floored at min_lr."""
+  return ml_collections.ConfigDict(dict(name='adam', lr=lr, b1=b1, b2=b2, eps=eps, eps_root=eps_root,
+                                        weight_decay=weight_decay, lr_decay=1.0, lr_decay_start=0,
+                                        lr_decay_every=1, min_lr=0.0))
 
 
 def get_config():

@@ -23,8 +23,14 @@ def learning_rate_schedule(cfg):
   # lr 0.08% too high after 125k updates, 1.3% after 2M); log(decay) taken here in float64
   # keeps lr_t within float32 rounding of the closed form at any t.
   # lr_decay_start: the rate holds until that update, then decays (a fast phase, then a settling one).
-  log_decay, start = math.log(cfg.lr_decay), cfg.get('lr_decay_start', 0)
-  return lambda count: jnp.maximum(cfg.lr * jnp.exp(-log_decay * jnp.maximum(count - start, 0)), cfg.min_lr)
+  # lr_decay_every: the rate moves by lr_decay once per that many updates counted from
+  # lr_decay_start, a staircase (BiGAN's: once per epoch from epoch 200, train_gan.py:812-831).
+  log_decay, start, every = math.log(cfg.lr_decay), cfg.get('lr_decay_start', 0), cfg.get('lr_decay_every', 1)
+
+  def schedule(count):
+    moves = jnp.maximum(count - start, 0) // every
+    return jnp.maximum(cfg.lr * jnp.exp(-log_decay * moves), cfg.min_lr)
+  return schedule
 
 
 def momentum_schedule(cfg, updates_per_epoch: int):
@@ -60,6 +66,12 @@ def _pylearn2_momentum(learning_rate, momentum) -> optax.GradientTransformation:
   return optax.GradientTransformation(lambda params: jax.tree.map(jnp.zeros_like, params), update)
 
 
+def _adam_with_l2(learning_rate, b1, b2, eps, eps_root, weight_decay) -> optax.GradientTransformation:
+  """Adam on the gradient of the loss plus an L2 penalty, weight_decay · θ added before Adam's
+  moments (BiGAN's, lib/updates.py:43-50); not optax.adamw, which decays the weights after."""
+  return optax.chain(optax.add_decayed_weights(weight_decay), optax.adam(learning_rate, b1, b2, eps, eps_root))
+
+
 def make_optimizer(cfg, updates_per_epoch: int) -> optax.GradientTransformation:
   """One network's optimizer. `updates_per_epoch` converts epoch-based schedules to updates."""
   if cfg.lr <= 0:
@@ -70,7 +82,9 @@ def make_optimizer(cfg, updates_per_epoch: int) -> optax.GradientTransformation:
         momentum=momentum_schedule(cfg, updates_per_epoch))
   if cfg.name == 'adam':
     # eps_root > 0 (eps 0) puts ε inside the root, √(v̂ + ε), as Salimans et al.'s adam_updates
-    return optax.inject_hyperparams(optax.adam)(
-        learning_rate=learning_rate_schedule(cfg), b1=cfg.get('b1', 0.5), b2=cfg.get('b2', 0.999),
-        eps=cfg.get('eps', 1e-8), eps_root=cfg.get('eps_root', 0.0))
+    kw = dict(learning_rate=learning_rate_schedule(cfg), b1=cfg.get('b1', 0.5), b2=cfg.get('b2', 0.999),
+              eps=cfg.get('eps', 1e-8), eps_root=cfg.get('eps_root', 0.0))
+    if not cfg.get('weight_decay', 0.0):
+      return optax.inject_hyperparams(optax.adam)(**kw)
+    return optax.inject_hyperparams(_adam_with_l2)(weight_decay=cfg.weight_decay, **kw)
   raise UserError(f'optim name={cfg.name!r} is unknown; choose sgd or adam.')

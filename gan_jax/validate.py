@@ -105,6 +105,10 @@ def validate_config(config) -> None:
     if o.get('lr_decay', 1.0) < 1.0 or o.get('lr_decay_start', 0) < 0:
       raise UserError(f'optim.{name}.lr_decay={o.lr_decay} must be >= 1 (the rate is divided by it per update) '
                       f'and optim.{name}.lr_decay_start={o.get("lr_decay_start", 0)} >= 0.')
+    if int(o.get('lr_decay_every', 1)) != o.get('lr_decay_every', 1) or o.get('lr_decay_every', 1) < 1:
+      raise UserError(f'optim.{name}.lr_decay_every={o.lr_decay_every} must be a whole number of updates >= 1.')
+    if o.get('weight_decay', 0.0) < 0 or (o.get('weight_decay', 0.0) and o.name != 'adam'):
+      raise UserError(f'optim.{name}.weight_decay={o.weight_decay} must be >= 0, and is an option of adam.')
     eps, eps_root = o.get('eps', 1e-8), o.get('eps_root', 0.0)
     if o.name == 'adam' and (eps < 0 or eps_root < 0 or eps == eps_root == 0):
       raise UserError(f'optim.{name}.eps={eps} and eps_root={eps_root} must be >= 0 and not both 0 '
@@ -153,6 +157,7 @@ def validate_config(config) -> None:
                     f'not of train.game={t.game}.')
   if t.ema_start_step < 0:
     raise UserError(f'train.ema_start_step={t.ema_start_step} must be >= 0 (the step the average of G begins at).')
+  _check_batch_norm(config)
   per_call = t.steps_per_call
   if per_call < 1:
     raise UserError(f'train.steps_per_call={per_call} must be >= 1.')
@@ -161,3 +166,25 @@ def validate_config(config) -> None:
       raise UserError(f'{key}={config[key]} must be a positive multiple of train.steps_per_call={per_call}.')
   if t.num_steps % per_call:
     raise UserError(f'train.num_steps={t.num_steps} must be a multiple of train.steps_per_call={per_call}.')
+
+
+def _check_batch_norm(config) -> None:
+  """Options that batch-normalise a player, where the game needs examples to stay independent,
+  and BiGAN's bounded code, which must cover the prior's range."""
+  m, t = config.model, config.train
+  if m.d_kwargs.get('batch_norm', False):
+    alone = {'train.r1_gamma > 0 (a gradient per example)': t.get('r1_gamma', 0.0) > 0,
+             'figure1.enabled (D on a grid of points)': config.figure1.enabled}
+    for what, on in alone.items():
+      if on:
+        raise UserError(f'model.d_kwargs.batch_norm=True makes D(x) depend on the rest of its batch; {what} '
+                        'needs D of each example alone: set one of them off.')
+  if m.g_kwargs.get('use_bias', True) is False and m.g_output_bias == 'marginals':
+    raise UserError('model.g_kwargs.use_bias=False leaves G no output bias for model.g_output_bias=marginals; '
+                    'set --config.model.g_output_bias=none.')
+  code = m.get('e_kwargs', {}).get('code', 'linear')
+  if code not in ('linear', 'bounded'):
+    raise UserError(f'model.e_kwargs.code={code!r} is unknown; choose linear or bounded.')
+  if t.game == 'bigan' and code == 'bounded' and m.noise != 'uniform_pm1':
+    raise UserError(f'model.e_kwargs.code=bounded gives codes in (-1, 1), where model.noise={m.noise} '
+                    'draws z elsewhere too: set --config.model.noise=uniform_pm1.')

@@ -85,6 +85,8 @@ def tiny_paper_config(config):
   config.model.g_kwargs.hidden = (64, 64) if config.model.generator == 'improved_gan' else 64
   if config.model.discriminator == 'improved_gan':
     config.model.d_kwargs.hidden = (32, 16)
+  elif config.model.discriminator == 'toy_mlp':
+    config.model.d_kwargs.hidden = 32
   else:
     config.model.d_kwargs.units = 16
   return config

@@ -97,3 +97,23 @@ def test_adam_with_eps_inside_the_root_is_salimans_adam_updates():
       p[k] = p[k] - 0.003 * (m[k] / (1 - 0.5 ** t)) / np.sqrt(v[k] / (1 - 0.999 ** t) + 1e-8)
     np.testing.assert_allclose(params['w'], p['w'], rtol=1e-5)
     np.testing.assert_array_equal(params['frozen'], [1.0, 3.0])
+
+
+def test_bigan_schedule_and_l2_penalty_are_the_anchors():
+  """configs/mnist_bigan.py's optimiser against BiGAN's set_lr (train_gan.py:812-831): 2e-4 for
+  epochs 0-199, then 2e-4·0.01^((e-199)/200) through epoch 399 (391 updates an epoch), constant
+  within an epoch; and the L2 penalty 2.5e-5·θ added to the gradient before Adam's moments."""
+  from configs import mnist_bigan
+  from gan_jax.optim import learning_rate_schedule
+  cfg = mnist_bigan.get_config().optim.d
+  lr = learning_rate_schedule(cfg)
+  for epoch in (0, 198, 199, 200, 201, 300, 399):
+    want = 2e-4 if epoch < 200 else 2e-4 * 0.01 ** ((epoch - 199) / 200)
+    for update in (epoch * 391, epoch * 391 + 390):
+      np.testing.assert_allclose(float(lr(jnp.int32(update))), want, rtol=1e-5)
+  tx = make_optimizer(cfg, 391)
+  params = {'w': jnp.array([0.5, -1.0, 2.0])}
+  grads = {'w': jnp.array([1e-3, -2e-3, 0.0])}
+  updates, _ = tx.update(grads, tx.init(params), params)
+  g = np.array([1e-3, -2e-3, 0.0]) + 2.5e-5 * np.array([0.5, -1.0, 2.0])  # first Adam step: -lr·g/(|g| + ε)
+  np.testing.assert_allclose(updates['w'], -2e-4 * g / (np.abs(g) + 1e-8), rtol=1e-5)

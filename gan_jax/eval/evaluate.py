@@ -145,7 +145,7 @@ def periodic_metrics(exp, g_params, cache: dict, state=None) -> dict:
   there too), or ring mode coverage; 'full', every metric of the protocol, keys prefixed valid/.
   With the run's (replicated) `state`, the semi-supervised game also logs D's error rate as a
   classifier (its moving average's, and the raw D's beside, when the run keeps one); other games
-  leave it on the devices."""
+  leave it on the devices. The inference game logs E's 1-NN accuracies."""
   cfg = exp.config
   out = {}
   if cfg.data.name == 'folder':  # in pixel space (training loads no Inception network)
@@ -156,6 +156,9 @@ def periodic_metrics(exp, g_params, cache: dict, state=None) -> dict:
   if cfg.train.game == 'semi_supervised' and state is not None:  # what the game is for
     errors = game_metrics.semi_supervised_metrics(exp, exp.dp.unreplicate(state), cache, 'valid')
     out.update({f'valid/{k}': v for k, v in errors.items() if k.endswith('error_rate')})
+  if cfg.train.game == 'bigan' and cfg.eval.periodic_parzen != 'full':  # E's 1-NN scores: what the game is for
+    scores = game_metrics.bigan_metrics(exp, g_params, cache, 'valid', full=False)
+    out.update({f'valid/{k}': v for k, v in scores.items()})
   return {**out, **_sample_metrics(exp, g_params, cache)}
 
 

@@ -10,7 +10,7 @@ from gan_jax import files
 from gan_jax import step as step_lib
 from gan_jax.eval import classifier, figures, held_out, metrics
 from gan_jax.games import inpainting
-from gan_jax.models import sample_noise
+from gan_jax.models import average_batch_stats, sample_noise
 
 
 def for_game(exp, state_params, state, cache: dict, split: str, figure_dir=None, step: int = 0) -> dict:
@@ -63,29 +63,74 @@ def inpainting_metrics(exp, g_params, cache: dict, split: str, kinds=('bottom', 
   return out
 
 
-def bigan_metrics(exp, players, cache: dict, split: str, figure=None) -> dict:
-  """§7 item 2: E's codes of the training split against those of the held-out `split` — 1-NN
-  accuracy and a linear probe (beside the same on raw pixels, the baseline a representation has
-  to beat) — and the classifier's accuracy on reconstructions G(E(x)). `figure`: a path for the
-  first 20 held-out digits above their reconstructions."""
+def encoder_variables(exp, e_params, train_images, cache: dict, num_batches: int = 1000):
+  """E's variables as evaluation runs it. With batch normalisation, BiGAN's test mode (its
+  deploy(), train_gan.py:852-862; net.py:497-525): each layer normalised by the plain average of
+  the means and unbiased variances of `num_batches` training batches (train.batch_size each,
+  consecutive batches of seeded permutations), so a code does not depend on the batch it came in."""
+  if not getattr(exp.spec.e, 'batch_norm', False):
+    return e_params
   cfg = exp.config
-  images, labels = held_out.held_out_split(exp.config.data, exp.config.seed, cache, split)
-  train_source = data.open_split(cfg.data, cfg.data.train_split, cfg.seed)
-  if labels is None or train_source.labels is None:
+  b, n = cfg.train.batch_size, len(train_images)
+  rng = np.random.default_rng([cfg.seed, 0xB16])
+  order = np.concatenate([rng.permutation(n) for _ in range(-(-num_batches * b // n))])
+  apply = cache.setdefault('e_bn_stats', jax.jit(lambda p, x: exp.spec.e.apply(p, x, mutable=['bn_stats'])))
+  batches = (data.from_unit(train_images[order[i * b:(i + 1) * b]], cfg.data.scale) for i in range(num_batches))
+  return {**e_params, 'batch_stats': average_batch_stats(lambda x: apply(e_params, x), batches)}
+
+
+def encoder_features(exp, e_variables, images, cache: dict) -> dict:
+  """E on [0, 1] images, in chunks: 'code' (what D and G see), 'logits' (the code's
+  pre-activation: BiGAN's NNC_e features) and 'hidden' (its last hidden layer: NNC_e-)."""
+  fn = cache.setdefault('e_features', jax.jit(lambda p, x: exp.spec.e.apply(p, x, mutable=['intermediates'])))
+  parts = []
+  for i in range(0, len(images), 1000):
+    code, inter = fn(e_variables, data.from_unit(images[i:i + 1000], exp.config.data.scale))
+    parts.append({'code': code, 'logits': inter['intermediates']['logits'][0],
+                  'hidden': inter['intermediates']['features'][0]})
+  return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
+
+
+def bigan_metrics(exp, players, cache: dict, split: str, figure=None, full: bool = True) -> dict:
+  """§7 item 2: E's representation of the held-out `split` against the training split's, by 1-NN
+  (Euclidean) on the code's pre-activation ('encoder_1nn_accuracy', BiGAN's NNC_e; the code itself
+  for a linear one) and on E's last hidden layer ('encoder_hidden_1nn_accuracy', NNC_e-), beside
+  raw pixels' 1-NN on the same split (the baseline a representation has to beat); with `full`, a
+  linear probe on the codes and the classifier's accuracy on reconstructions G(E(x)). With split='test'
+  the 1-NN numbers are also given on the validation split under 'anchor_split/' (BiGAN scores a
+  held-out part of the training set: writers shared with the reference images, unlike the test
+  split). `figure`: a path for the first 20 held-out digits above their reconstructions."""
+  cfg = exp.config
+  if cfg.data.name in data.SYNTHETIC:  # points, not images: the ring's test is its own (tests/test_bigan.py)
     return {}
-  encode = jax.jit(lambda p, x: exp.spec.e.apply(p, x))
-  codes = lambda u: np.concatenate([np.asarray(encode(players['e'], data.from_unit(u[i:i + 1000], cfg.data.scale)))
-                                    for i in range(0, len(u), 1000)])
-  train_images = np.concatenate([data.scale(c, 'unit') for c in train_source.chunks()])
-  train_codes, codes_held_out = codes(train_images), codes(images)
-  out = {'encoder_1nn_accuracy': metrics.nearest_neighbour_accuracy(train_codes, train_source.labels,
-                                                                    codes_held_out, labels),
-         'encoder_linear_probe_accuracy': metrics.linear_probe_accuracy(train_codes, train_source.labels,
-                                                                       codes_held_out, labels)}
-  if 'pixels_1nn_accuracy' not in cache:
-    cache['pixels_1nn_accuracy'] = metrics.nearest_neighbour_accuracy(train_images, train_source.labels, images, labels)
-  out['pixels_1nn_accuracy'] = cache['pixels_1nn_accuracy']
-  recon = np.asarray(exp.sample(players, jnp.asarray(codes_held_out)))
+  train_source = data.open_split(cfg.data, cfg.data.train_split, cfg.seed)
+  if train_source.labels is None:
+    return {}
+  if 'train_images' not in cache:
+    cache['train_images'] = np.concatenate([data.scale(c, 'unit') for c in train_source.chunks()])
+  train_images, train_labels = cache['train_images'], train_source.labels
+  e_variables = encoder_variables(exp, players['e'], train_images, cache)
+  reference = encoder_features(exp, e_variables, train_images, cache)
+  out, held = {}, {}
+  for prefix, where in (('', split), ('anchor_split/', 'valid')) if split == 'test' else (('', split),):
+    images, labels = held_out.held_out_split(cfg.data, cfg.seed, cache, where)
+    if labels is None:
+      continue
+    held[where] = (images, labels, encoder_features(exp, e_variables, images, cache))
+    feats = held[where][2]
+    out[prefix + 'encoder_1nn_accuracy'] = metrics.nearest_neighbour_accuracy(reference['logits'], train_labels,
+                                                                              feats['logits'], labels)
+    out[prefix + 'encoder_hidden_1nn_accuracy'] = metrics.nearest_neighbour_accuracy(reference['hidden'], train_labels,
+                                                                                     feats['hidden'], labels)
+    if f'pixels_1nn_accuracy/{where}' not in cache:
+      cache[f'pixels_1nn_accuracy/{where}'] = metrics.nearest_neighbour_accuracy(train_images, train_labels, images, labels)
+    out[prefix + 'pixels_1nn_accuracy'] = cache[f'pixels_1nn_accuracy/{where}']
+  if split not in held or not full:
+    return out
+  images, labels, feats = held[split]
+  out['encoder_linear_probe_accuracy'] = metrics.linear_probe_accuracy(reference['code'], train_labels,
+                                                                         feats['code'], labels)
+  recon = np.asarray(exp.sample(players, jnp.asarray(feats['code'])))
   if images.shape[1:] == (28, 28, 1):
     params = held_out.load_classifier(cfg, images, labels)
     out['reconstruction_accuracy'] = classifier.accuracy(params, data.to_unit(recon, exp.config.data.scale), labels)

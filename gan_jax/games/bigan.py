@@ -4,7 +4,8 @@ D that sees pairs, (x, E(x)) from data against (G(z), z) from the generator (BiG
 
 The generator player is the pytree {'g': G's parameters, 'e': E's}: one optimizer, one moving
 average, one checkpoint entry, the same step. D's loss is the paper's (halved, as the released
-code); the generator player's is non-saturating on both terms (-log D(G(z), z) - log(1 - D(x, E(x)))).
+code); the generator player's is non-saturating on both terms, their mean
+(-log D(G(z), z) - log(1 - D(x, E(x))))/2, as BiGAN's.
 """
 import jax
 import jax.numpy as jnp
@@ -44,9 +45,10 @@ class BiGAN(PaperGame):
   def g_loss(self, spec, g_and_e, d_params, real, key):
     real_logits, fake_logits = self._logits(spec, g_and_e, d_params, real['image'], key)
     fool = objective.GENERATOR_LOSSES[spec.g_loss]
-    # G wants D(G(z), z) called data; E wants D(x, E(x)) called a sample (labels swapped)
+    # G wants D(G(z), z) called data; E wants D(x, E(x)) called a sample (labels swapped); the
+    # mean of the two terms, as BiGAN's (train_gan.py:440-464: each weighted 1/2)
     e_loss = jnp.mean(optax.sigmoid_binary_cross_entropy(real_logits, jnp.zeros_like(real_logits)))
-    return fool(fake_logits) + e_loss, {'e_loss': e_loss}
+    return (fool(fake_logits) + e_loss) / 2, {'e_loss': e_loss}
 
   def sample(self, spec, g_and_e, z, labels):
     return spec.g.apply(g_and_e['g'], z)

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax import augment, objective
+from gan_jax import augment, models, objective
 from gan_jax.models import sample_noise
 
 
@@ -38,16 +38,23 @@ def generate(spec, g_params, z_keys, labels=None, cond=None):
 AUGMENT_SALT = 1 << 20  # the augmentation's keys: a stream apart from the dropout masks'
 
 
+EXAMPLES = 'examples'  # the per-example vmap's axis: a batch-normalised D reduces over it
+
+
 def discriminate(spec, d_params, x, dropout_keys, labels=None, cond=None):
   """D's training-mode logits, each example with its own dropout mask and, with
-  `spec.augment`, its own differentiable augmentation (the same ops for data and samples)."""
+  `spec.augment`, its own differentiable augmentation (the same ops for data and samples). A D
+  that normalises by its batch (BiGAN's) takes the statistics over the examples of this call on
+  every device: the real and the generated batch are normalised apart, as BiGAN's are."""
+  d = models.with_batch_axis(spec.d, (EXAMPLES, spec.axis_name) if spec.axis_name else EXAMPLES)
+
   def one(xi, ki, yi, ci):
     add_axis = lambda a: None if a is None else a[None]
     if spec.augment:
       xi = augment.apply(spec.augment, jax.random.fold_in(ki, AUGMENT_SALT), xi)
-    return spec.d.apply(d_params, xi[None], *conditions(add_axis(yi), add_axis(ci)), train=True,
-                        rngs={'dropout': ki})[0]
-  return jax.vmap(one)(x, dropout_keys, labels, cond)
+    return d.apply(d_params, xi[None], *conditions(add_axis(yi), add_axis(ci)), train=True,
+                   rngs={'dropout': ki})[0]
+  return jax.vmap(one, axis_name=EXAMPLES)(x, dropout_keys, labels, cond)
 
 
 def sample_labels(spec, n: int):

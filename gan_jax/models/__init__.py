@@ -14,22 +14,25 @@ from gan_jax.models.dcgan import (DCGAN_MAX_SIZE, DCGAN_MIN_SIZE, DCGAN_SIZES, D
                                   ConvTranspose4x4Stride2, DCGANDiscriminator, DCGANGenerator,
                                   conv_4x4_stride_2, conv_hook_4x4_stride_2, conv_transpose_4x4_stride_2,
                                   dcgan_layout, dcgan_num_blocks, group_norm_groups)
-from gan_jax.models.layers import BatchNorm, Maxout, WeightNormDense, symmetric_uniform, with_label  # noqa: F401
+from gan_jax.models.layers import (BatchNorm, Maxout, WeightNormDense, average_batch_stats, symmetric_uniform,  # noqa: F401
+                                   with_label)
 from gan_jax.models.mlp import (GaussianNoise, ImprovedGANDiscriminator, ImprovedGANGenerator, MLPEncoder,  # noqa: F401
                                 PaperMaxoutDiscriminator, PaperMLPGenerator, ToyMLPDiscriminator,
                                 ToyMLPGenerator)
 
 
-NOISES = ('uniform', 'gaussian', 'uniform01')
+NOISES = ('uniform', 'gaussian', 'uniform01', 'uniform_pm1')
 
 
 def sample_noise(rng, shape, kind: str):
   """p_z. 'uniform' is U(-√3, √3) (unit variance, the released MNIST model), 'gaussian' N(0, I),
-  'uniform01' U(0, 1) (Salimans et al.'s semi-supervised G)."""
+  'uniform01' U(0, 1) (Salimans et al.'s semi-supervised G), 'uniform_pm1' U(-1, 1) (BiGAN's)."""
   if kind == 'uniform':
     return jax.random.uniform(rng, shape, jnp.float32, -math.sqrt(3.0), math.sqrt(3.0))
   if kind == 'uniform01':
     return jax.random.uniform(rng, shape, jnp.float32)
+  if kind == 'uniform_pm1':
+    return jax.random.uniform(rng, shape, jnp.float32, -1.0, 1.0)
   if kind == 'gaussian':
     return jax.random.normal(rng, shape, jnp.float32)
   raise UserError(f'model.noise={kind!r} is unknown; choose one of {NOISES}.')

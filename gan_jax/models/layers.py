@@ -48,26 +48,54 @@ class Maxout(nn.Module):
 
 class BatchNorm(nn.Module):
   """Batch normalisation by the statistics of the batch itself, over `axis_name` too (the
-  global batch of a data-parallel step, so N devices train what one does), then a learned
-  shift (and scale, with `use_scale`). No running averages: Salimans et al.'s G normalises every
-  batch it generates by that batch, in training and sampling alike (improved-gan, nn.py
-  BatchNormLayer with deterministic=False). flax's nn.BatchNorm keeps running averages in a
-  'batch_stats' collection that every apply would have to make mutable."""
+  global batch of a data-parallel step, or the examples of a per-example vmap, so N devices train
+  what one does), then a learned shift and scale where asked. No running averages in training:
+  Salimans et al.'s G normalises every batch it generates by that batch (improved-gan, nn.py
+  BatchNormLayer), and BiGAN's networks train so too (jeffdonahue/bigan, net.py:483-530).
+
+  Given a 'batch_stats' collection ({'mean', 'var'} per layer, `average_batch_stats`), it
+  normalises by those instead: BiGAN's test mode, the averages of training batches' statistics.
+  Each batch's own mean and unbiased variance are sown into 'bn_stats' for that average. flax's
+  nn.BatchNorm keeps exponential running averages that every training apply would have to update.
+  """
   use_scale: bool = False
-  use_bias: bool = True
-  epsilon: float = 1e-6  # theirs, inside the root
+  use_bias: bool = False
+  epsilon: float = 1e-8  # inside the root
   axis_name: object = None
 
   @nn.compact
   def __call__(self, x):
-    mean_of = lambda v: v.mean(0) if self.axis_name is None else jax.lax.pmean(v.mean(0), self.axis_name)
-    mean = mean_of(x)
-    y = (x - mean) * jax.lax.rsqrt(mean_of(jnp.square(x - mean)) + self.epsilon)
+    if self.has_variable('batch_stats', 'mean'):
+      mean, var = self.get_variable('batch_stats', 'mean'), self.get_variable('batch_stats', 'var')
+    else:
+      mean_of = lambda v: v.mean(0) if self.axis_name is None else jax.lax.pmean(v.mean(0), self.axis_name)
+      mean = mean_of(x)
+      var = mean_of(jnp.square(x - mean))
+      n = x.shape[0] * (1 if self.axis_name is None else jax.lax.psum(1, self.axis_name))
+      if not self.is_initializing():  # (init keeps every collection it sees: not these)
+        self.sow('bn_stats', 'mean', mean)
+        self.sow('bn_stats', 'var', var * n / jnp.maximum(n - 1, 1))
+    y = (x - mean) * jax.lax.rsqrt(var + self.epsilon)
     if self.use_scale:
       y = y * self.param('scale', nn.initializers.ones, (x.shape[-1],))
     if self.use_bias:
       y = y + self.param('bias', nn.initializers.zeros, (x.shape[-1],))
     return y
+
+
+def average_batch_stats(apply_fn, batches) -> dict:
+  """The 'batch_stats' collection of a module's BatchNorm layers: the plain average, over
+  `batches`, of each batch's mean and unbiased variance as `apply_fn(batch)` (the module applied
+  with mutable=['bn_stats'], returning (output, collections)) sows them; BiGAN's deploy()."""
+  total, count = None, 0
+  for batch in batches:
+    stats = apply_fn(batch)[1]['bn_stats']
+    total = stats if total is None else jax.tree.map(jnp.add, total, stats)
+    count += 1
+  if total is None:
+    raise ValueError('average_batch_stats needs at least one batch')
+  # sow keeps a tuple per name: ('mean': (value,)) becomes 'mean': value
+  return jax.tree.map(lambda t: t[0] / count, total, is_leaf=lambda v: isinstance(v, tuple))
 
 
 class WeightNormDense(nn.Module):

@@ -6,24 +6,52 @@ import flax.linen as nn
 import jax
 import numpy as np
 
+from gan_jax.errors import UserError
 from gan_jax.models.layers import (BatchNorm, Maxout, WeightNormDense, output_activation, symmetric_uniform,
                                    with_label)
 
 
+def dense_init(init: str, scale: float):
+  """'uniform': U(±scale), pylearn2's irange (the released code); 'normal': N(0, scale²) (BiGAN's,
+  0.02); 'zeros'."""
+  if init == 'uniform':
+    return symmetric_uniform(scale)
+  if init == 'normal':
+    return nn.initializers.normal(scale)
+  if init == 'zeros':
+    return nn.initializers.zeros
+  raise UserError(f'init={init!r} is unknown; choose uniform, normal or zeros.')
+
+
 class PaperMLPGenerator(nn.Module):
-  """The released MNIST G: z → 1200 ReLU → 1200 ReLU → sigmoid pixels, weights U(±0.05)."""
+  """The released MNIST G: z → 1200 ReLU → 1200 ReLU → sigmoid pixels, weights U(±0.05).
+
+  BiGAN's G (Donahue et al. 2017, jeffdonahue/bigan net.py:839-858) is this MLP with options:
+  1024 units, `batch_norm` (each hidden layer's pre-activation normalised by its batch, no
+  scale or shift), z added again to the second layer's pre-activation through its own matrix
+  (`z_again=True`), N(0, 0.02²) weights (`weight_init='normal', init_range=0.02`), no biases.
+  """
   out_shape: Sequence[int]
   output: str = 'sigmoid'
   hidden: int = 1200
   init_range: float = 0.05
+  weight_init: str = 'uniform'
+  use_bias: bool = True
+  batch_norm: bool = False
+  z_again: bool = False
   num_classes: int = 0  # > 0: G(z, y), the one-hot label beside z
+  batch_axis: object = None
 
   @nn.compact
   def __call__(self, z, labels=None, cond=None):
-    init = symmetric_uniform(self.init_range)
-    h = nn.relu(nn.Dense(self.hidden, kernel_init=init)(with_label(z, labels, self.num_classes, cond)))
-    h = nn.relu(nn.Dense(self.hidden, kernel_init=init)(h))
-    x = nn.Dense(int(np.prod(self.out_shape)), kernel_init=init, name='out')(h)
+    dense = lambda n, **kw: nn.Dense(n, use_bias=self.use_bias, kernel_init=dense_init(self.weight_init, self.init_range), **kw)
+    norm = lambda h: BatchNorm(axis_name=self.batch_axis)(h) if self.batch_norm else h
+    h = nn.relu(norm(dense(self.hidden)(with_label(z, labels, self.num_classes, cond))))
+    h = dense(self.hidden)(h)
+    if self.z_again:
+      h = h + dense(self.hidden, name='z_again')(z)
+    h = nn.relu(norm(h))
+    x = dense(int(np.prod(self.out_shape)), name='out')(h)
     return output_activation(x, self.output).reshape(z.shape[:-1] + tuple(self.out_shape))
 
 
@@ -115,7 +143,7 @@ class ImprovedGANGenerator(nn.Module):
     h = z
     for units in self.hidden:
       h = nn.Dense(units, use_bias=False, kernel_init=nn.initializers.glorot_uniform())(h)
-      h = nn.softplus(BatchNorm(axis_name=self.batch_axis)(h))
+      h = nn.softplus(BatchNorm(use_bias=True, epsilon=1e-6, axis_name=self.batch_axis)(h))
     x = WeightNormDense(int(np.prod(self.out_shape)), nn.initializers.glorot_uniform(), epsilon=1e-6, name='out')(h)
     return output_activation(x, self.output).reshape(z.shape[:-1] + tuple(self.out_shape))
 
@@ -138,31 +166,72 @@ class ToyMLPGenerator(nn.Module):
 
 
 class ToyMLPDiscriminator(nn.Module):
-  """A small MLP D for low-dimensional synthetic data."""
+  """An MLP D of leaky-ReLU (0.2) layers: small, for low-dimensional synthetic data; with options,
+  BiGAN's D(x, z) (jeffdonahue/bigan gan.py:33-76, net.py:787-803): 1024 units, the condition z
+  added to the second layer's pre-activation through its own matrix (`cond_at=1`; 0: beside the
+  input), `batch_norm` on every layer but the first (no scale or shift), N(0, 0.02²) weights,
+  a zero-initialised output, no biases."""
   hidden: int = 128
   depth: int = 2
   num_classes: int = 0
+  cond_at: int = 0
+  batch_norm: bool = False
+  weight_init: str = 'lecun'  # flax's default; or as dense_init
+  init_range: float = 0.02
+  zero_output: bool = False
+  use_bias: bool = True
+  batch_axis: object = None
 
   @nn.compact
   def __call__(self, x, labels=None, cond=None, train: bool = False):
     del train
-    h = with_label(x.reshape(x.shape[0], -1), labels, self.num_classes, cond)
-    for _ in range(self.depth):
-      h = nn.leaky_relu(nn.Dense(self.hidden)(h), 0.2)
-    return nn.Dense(1)(h)[:, 0]
+    kernel = nn.initializers.lecun_normal() if self.weight_init == 'lecun' else dense_init(self.weight_init, self.init_range)
+    dense = lambda n, **kw: nn.Dense(n, use_bias=self.use_bias, kernel_init=kernel, **kw)
+    late = cond if self.cond_at else None
+    h = with_label(x.reshape(x.shape[0], -1), labels, self.num_classes, None if self.cond_at else cond)
+    for i in range(self.depth):
+      h = dense(self.hidden)(h)
+      if late is not None and i == self.cond_at:
+        h = h + dense(self.hidden, name='cond')(late.reshape(late.shape[0], -1))
+      if self.batch_norm and i > 0:
+        h = BatchNorm(axis_name=self.batch_axis)(h)
+      h = nn.leaky_relu(h, 0.2)
+    out = nn.Dense(1, use_bias=self.use_bias, kernel_init=nn.initializers.zeros if self.zero_output else kernel)
+    return out(h)[:, 0]
 
 
 class MLPEncoder(nn.Module):
-  """E(x): pixels → a code of G's noise size (the inference network of §7 item 2): ReLU layers,
-  a linear code (BiGAN's permutation-invariant MNIST encoder, without batch normalisation so
-  that examples stay independent)."""
+  """E(x): pixels → a code of G's noise size (the inference network of §7 item 2), leaky-ReLU
+  (0.2) layers. With options, BiGAN's E (jeffdonahue/bigan net.py:1107-1134, gan.py:234-243,
+  dist.py:101-125): `batch_norm` on every layer but the first (no scale or shift), N(0, 0.02²)
+  weights, no biases, and the code bounded as 2·sigmoid(a) − 1 (`code='bounded'`), the range of
+  its z ~ U(−1, 1). Sows the last hidden layer ('features') and the code's pre-activation a
+  ('logits'): BiGAN's 1-NN scores read both."""
   code_dim: int
   hidden: int = 1024
   depth: int = 2
+  batch_norm: bool = False
+  weight_init: str = 'lecun'
+  init_range: float = 0.02
+  use_bias: bool = True
+  code: str = 'linear'
+  batch_axis: object = None
 
   @nn.compact
   def __call__(self, x):
+    kernel = nn.initializers.lecun_normal() if self.weight_init == 'lecun' else dense_init(self.weight_init, self.init_range)
+    dense = lambda n: nn.Dense(n, use_bias=self.use_bias, kernel_init=kernel)
     h = x.reshape(x.shape[0], -1)
-    for _ in range(self.depth):
-      h = nn.leaky_relu(nn.Dense(self.hidden)(h), 0.2)
-    return nn.Dense(self.code_dim)(h)
+    for i in range(self.depth):
+      h = dense(self.hidden)(h)
+      if self.batch_norm and i > 0:
+        h = BatchNorm(axis_name=self.batch_axis)(h)
+      h = nn.leaky_relu(h, 0.2)
+    self.sow('intermediates', 'features', h)
+    a = dense(self.code_dim)(h)
+    self.sow('intermediates', 'logits', a)
+    if self.code == 'bounded':
+      return 2 * nn.sigmoid(a) - 1
+    if self.code != 'linear':
+      raise UserError(f'model.e_kwargs.code={self.code!r} is unknown; choose linear or bounded.')
+    return a
