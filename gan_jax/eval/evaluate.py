@@ -238,11 +238,12 @@ def table1_row(result: dict, dataset: str) -> str:
 
 
 def format_table(result: dict) -> str:
-  lines = [f'{"metric":<34}value', '-' * 40]
+  w = max([34] + [len(k) + 2 for k in result])  # the longest name still leaves a gap
+  lines = [f'{"metric":<{w}}value', '-' * (w + 6)]
   for k, v in result.items():
-    lines.append(f'{k:<34}{v:.4f}' if isinstance(v, float) else f'{k:<34}{v}')
+    lines.append(f'{k:<{w}}{v:.4f}' if isinstance(v, float) else f'{k:<{w}}{v}')
   if 'parzen_ll' in result:
-    lines.append(f'{"Parzen (paper: GAN 225±2)":<34}{result["parzen_ll"]:.1f} ± {result["parzen_se"]:.1f}')
+    lines.append(f'{"Parzen (paper: GAN 225±2)":<{w}}{result["parzen_ll"]:.1f} ± {result["parzen_se"]:.1f}')
   if 'fd_pixels16' in result:
     lines.append('fd_pixels16, kid_pixels16: samples against the folder\'s own images, pixels at 16x16: not '
                  'comparable with published FID (set eval.inception_weights for fid and kid in Inception space)')
