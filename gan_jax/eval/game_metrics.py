@@ -103,12 +103,14 @@ def bigan_metrics(exp, players, cache: dict, split: str, figure=None, full: bool
   cfg = exp.config
   if cfg.data.name in data.SYNTHETIC:  # points, not images: the ring's test is its own (tests/test_bigan.py)
     return {}
-  train_source = data.open_split(cfg.data, cfg.data.train_split, cfg.seed)
-  if train_source.labels is None:
+  if 'train_images' not in cache:  # read once per run, not at every periodic evaluation
+    source = data.open_split(cfg.data, cfg.data.train_split, cfg.seed)
+    cache['train_labels'] = source.labels
+    cache['train_images'] = None if source.labels is None else np.concatenate(
+        [data.scale(c, 'unit') for c in source.chunks()])
+  train_images, train_labels = cache['train_images'], cache['train_labels']
+  if train_labels is None:
     return {}
-  if 'train_images' not in cache:
-    cache['train_images'] = np.concatenate([data.scale(c, 'unit') for c in train_source.chunks()])
-  train_images, train_labels = cache['train_images'], train_source.labels
   e_variables = encoder_variables(exp, players['e'], train_images, cache)
   reference = encoder_features(exp, e_variables, train_images, cache)
   out, held = {}, {}
