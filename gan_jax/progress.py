@@ -19,20 +19,23 @@ def _duration(seconds: float) -> str:
 
 
 class Progress:
-  """Step rate over the last interval, ETA, and the step's metrics on one line. With a time
-  budget (seconds of `clock`'s training time), the ETA is the sooner of the two ends."""
+  """Step rate over the last interval, ETA, and the step's metrics on one line. Both count
+  `clock`'s training seconds (a TrainClock: evaluation and checkpoint pauses left out, so the
+  line after an evaluation shows the step's own rate). With a time budget (training seconds),
+  the ETA is the sooner of the two ends."""
 
   def __init__(self, start_step: int, num_steps: int, budget_seconds=None, clock=None):
-    self.num_steps, self._step, self._time = num_steps, start_step, time.perf_counter()
-    self._budget, self._clock = budget_seconds, clock
+    self._clock = clock if clock is not None else TrainClock()
+    self.num_steps, self._step, self._time = num_steps, start_step, self._clock.train_seconds()
+    self._budget = budget_seconds
 
   def line(self, step: int, metrics: dict) -> str:
-    now = time.perf_counter()
+    now = self._clock.train_seconds()
     rate = (step - self._step) / max(now - self._time, 1e-9)
     self._step, self._time = step, now
     eta = (self.num_steps - step) / rate if rate > 0 else float('inf')
     if self._budget is not None:
-      eta = min(eta, max(self._budget - self._clock.train_seconds(), 0.0))
+      eta = min(eta, max(self._budget - now, 0.0))
     m = metrics
     return (f'step {step}/{self.num_steps} ({100 * step / max(self.num_steps, 1):.1f}%) | '
             f'{rate:.1f} steps/s | ETA {_duration(eta) if np.isfinite(eta) else "?"} | '

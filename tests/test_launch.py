@@ -287,13 +287,19 @@ def test_history_rows_count_training_time_only(tmp_path, monkeypatch):
 
 def test_eta_is_the_sooner_of_the_step_count_and_the_time_budget(monkeypatch):
   """At 100 steps/s with 99,900 steps to go (16m39s) but 10 training seconds of a budget left,
-  the ETA says 0m10s; with no budget, the steps decide."""
+  the ETA says 0m10s; with no budget, the steps decide. An evaluation's pause counts in neither
+  the rate nor the budget: the next line still says 100 steps/s."""
   from gan_jax import progress
   now = [0.0]
   monkeypatch.setattr(progress.time, 'perf_counter', lambda: now[0])
   metrics = dict.fromkeys(('d_real', 'd_fake', 'value', 'd_loss', 'g_loss', 'd_grad_norm', 'g_grad_norm'), 0.5)
-  clock = type('Clock', (), {'train_seconds': lambda self: 50.0})()
+  clock = progress.TrainClock(before=49.0)
   budgeted, unbounded = progress.Progress(0, 100_000, 60.0, clock), progress.Progress(0, 100_000)
   now[0] = 1.0
   assert 'ETA 0m10s' in budgeted.line(100, metrics)[0]
   assert 'ETA 16m39s' in unbounded.line(100, metrics)[0]
+  with clock.paused():
+    now[0] = 31.0
+  now[0] = 32.0
+  line, rate = budgeted.line(200, metrics)
+  assert rate == 100.0 and '100.0 steps/s' in line and 'ETA 0m09s' in line, line
