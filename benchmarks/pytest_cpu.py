@@ -1,0 +1,42 @@
+"""A pytest plugin: each test's CPU seconds (the test process and every process it starts) and wall
+seconds, one JSON line per test, for finding where the suite's time goes.
+
+    mkdir /sys/fs/cgroup/cpuacct/suite && echo $$ > /sys/fs/cgroup/cpuacct/suite/tasks  # this shell
+    PYTEST_CPU_CGROUP=/sys/fs/cgroup/cpuacct/suite PYTEST_CPU_OUT=cpu.jsonl PYTHONPATH=benchmarks \\
+        python -m pytest -q -n 0 -p pytest_cpu tests
+
+CPU time is read from the cgroup's `cpuacct.usage` (cgroup v1) or `cpu.stat` (v2), which counts
+the children the tests start (launch.py runs, their forkserver, GCS emulators) while they run,
+unlike `os.times()`, which counts a child only once it is waited for. Without PYTEST_CPU_CGROUP it
+reads the whole machine's busy time from /proc/stat: then run nothing else. `-n 0` runs the tests
+one after another, so each interval holds one test.
+"""
+import json
+import os
+import time
+
+import pytest
+
+_CGROUP = os.environ.get('PYTEST_CPU_CGROUP')
+_OUT = os.environ.get('PYTEST_CPU_OUT', 'pytest_cpu.jsonl')
+
+
+def cpu_seconds() -> float:
+  if _CGROUP and os.path.exists(os.path.join(_CGROUP, 'cpuacct.usage')):
+    with open(os.path.join(_CGROUP, 'cpuacct.usage')) as f:
+      return int(f.read()) / 1e9
+  if _CGROUP:
+    with open(os.path.join(_CGROUP, 'cpu.stat')) as f:
+      return int(dict(line.split() for line in f)['usage_usec']) / 1e6
+  with open('/proc/stat') as f:
+    user, nice, system = (int(v) for v in f.readline().split()[1:4])
+  return (user + nice + system) / os.sysconf('SC_CLK_TCK')
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+  cpu, wall = cpu_seconds(), time.perf_counter()
+  yield
+  with open(_OUT, 'a') as f:
+    f.write(json.dumps(dict(test=item.nodeid, cpu=round(cpu_seconds() - cpu, 2),
+                            wall=round(time.perf_counter() - wall, 2))) + '\n')
