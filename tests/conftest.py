@@ -10,12 +10,14 @@ os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', os.path.join(tempfile.gettemp
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
 
-# Each pytest-xdist worker (and every launch.py it starts) keeps to one core of its own: XLA then
-# sizes its thread pools to that one core (one Eigen thread, not one per core), instead of both
-# workers' programs competing for every core: 0.88x the wall time on 2 cores (docs/testing.md).
+# Each pytest-xdist worker (and every launch.py it starts) keeps to its own share of the cores
+# (one each under -n auto): XLA sizes its thread pools to the cores it may use (one Eigen thread,
+# not one per core), so the workers' programs no longer compete for every core: the suite in
+# 0.82x the wall time on 2 cores (docs/testing.md).
 if os.environ.get('PYTEST_XDIST_WORKER', '').startswith('gw') and hasattr(os, 'sched_setaffinity'):
-  _cores = sorted(os.sched_getaffinity(0))
-  os.sched_setaffinity(0, {_cores[int(os.environ['PYTEST_XDIST_WORKER'][2:]) % len(_cores)]})
+  _cores, _i = sorted(os.sched_getaffinity(0)), int(os.environ['PYTEST_XDIST_WORKER'][2:])
+  _n = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', len(_cores)))
+  os.sched_setaffinity(0, _cores[_i * len(_cores) // _n:(_i + 1) * len(_cores) // _n] or [_cores[_i % len(_cores)]])
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
