@@ -38,6 +38,8 @@ from benchmarks import timing  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list('configs', ['cifar10', 'mnist_dcgan'], 'Configs to time, by name in configs/.')
+flags.DEFINE_list('sides', ['matmuls', 'xla', 'custom_vjp'], 'Which formulations to time (matmuls is '
+                  'always first: the others are compared with it).')
 timing.define_flags(20, 3, 'Interleaved rounds.', 'Steps per side per round.', 'Untimed steps per side first.')
 SIDES = ('matmuls', 'xla', 'custom_vjp')
 _NHWC = ('NHWC', 'HWIO', 'NHWC')
@@ -114,6 +116,13 @@ def formulation(side: str):
     dcgan.conv_4x4_stride_2, dcgan.conv_transpose_4x4_stride_2 = shipped
 
 
+def sides_asked():
+  unknown = set(FLAGS.sides) - set(SIDES)
+  if unknown:
+    raise app.UsageError(f'--sides: unknown {sorted(unknown)}; choose from {", ".join(SIDES)}')
+  return ['matmuls'] + [s for s in SIDES[1:] if s in FLAGS.sides]
+
+
 def one_layer(rounds: int):
   """ms of D's second convolution on cifar10 (64×16×16×64 → 64×8×8×128) alone: forward and VJP
   with respect to both inputs, each way (each side's function traced under its formulation)."""
@@ -124,7 +133,7 @@ def one_layer(rounds: int):
   x, kernel = jax.random.normal(key[0], (64, 16, 16, 64)), 0.05 * jax.random.normal(key[1], (4, 4, 64, 128))
   dy = jax.random.normal(key[2], (64, 8, 8, 128))
   fns, shipped = {}, None
-  for side in SIDES:
+  for side in sides_asked():
     with formulation(side):
       conv = dcgan.conv_4x4_stride_2
       f = jax.jit(lambda x, k, conv=conv: jax.vjp(conv, x, k)[1](dy)).lower(x, kernel).compile()
@@ -159,7 +168,7 @@ def sides(c):
     batches[n] = jax.device_put(np.broadcast_to(real, (n, k) + real.shape))
     makers[n] = step.train_steps
   fns, per_call, first = {}, {}, {}
-  for s in SIDES:
+  for s in sides_asked():
     for m, fn in makers.items():
       name = s if m == 1 else f'{s} x{m}'
       box = [jax.tree.map(lambda a: a.copy(), state)]
