@@ -6,8 +6,8 @@ process, as interleaved rounds:
   xla         lax.conv_general_dilated / lax.conv_transpose (nn.Conv's and nn.ConvTranspose's own
               convolutions), differentiated by JAX
   custom_vjp  the shipped matmuls, each with its own VJP whose kernel gradient multiplies the windows
-              built tap-major ([16·in, rows] @ [rows, out]): XLA:CPU runs that matmul at about twice
-              the rate of autodiff's [rows, 16·in]ᵀ @ [rows, out] (timed first, alone)
+              built tap-major ([16·in, rows] @ [rows, out]) instead of contracting [rows, 16·in]
+              over its rows, as autodiff's does
 
   python benchmarks/conv_formulations.py                       # cifar10 and mnist_dcgan
   python benchmarks/conv_formulations.py --configs=mnist_dcgan --rounds=5 --steps=10   # smoke run
@@ -15,8 +15,9 @@ process, as interleaved rounds:
 Each config's own step (mnist_dcgan: R1 penalty, average of G; cifar10: neither), on one fixed
 batch on the device, one step per dispatch and, where the config has train.steps_per_call > 1,
 that many per dispatch (the steps in a lax.scan, where XLA:CPU runs some gradients of its own
-convolutions in a generic loop: jax#12868, benchmarks/conv_fallback.py). Before the steps, one
-layer (D's second convolution on cifar10) is timed alone, forward and VJP, each way.
+convolutions in a generic loop: jax#12868, benchmarks/conv_fallback.py). Before the steps, two of
+cifar10's layers (D's second convolution, G's largest transposed convolution) are timed alone,
+forward and VJP, each way.
 
 Reported per config: each side's median steps/s over rounds and the median ratio of matmuls (the
 shipped way) to each other side with a percentile-bootstrap 95% interval (benchmarks/timing.py).
@@ -124,30 +125,36 @@ def sides_asked():
 
 
 def one_layer(rounds: int):
-  """ms of D's second convolution on cifar10 (64×16×16×64 → 64×8×8×128) alone: forward and VJP
-  with respect to both inputs, each way (each side's function traced under its formulation)."""
+  """ms of two of cifar10's layers alone, forward and VJP with respect to both inputs, each way
+  (each side's function traced under its formulation): D's second convolution (64×16×16×64 →
+  64×8×8×128) and G's largest transposed convolution (64×8×8×128 → 64×16×16×64)."""
   import jax
   import numpy as np
   from gan_jax.models import dcgan
-  key = jax.random.split(jax.random.PRNGKey(0), 3)
-  x, kernel = jax.random.normal(key[0], (64, 16, 16, 64)), 0.05 * jax.random.normal(key[1], (4, 4, 64, 128))
-  dy = jax.random.normal(key[2], (64, 8, 8, 128))
-  fns, shipped = {}, None
-  for side in sides_asked():
-    with formulation(side):
-      conv = dcgan.conv_4x4_stride_2
-      f = jax.jit(lambda x, k, conv=conv: jax.vjp(conv, x, k)[1](dy)).lower(x, kernel).compile()
-    grads = f(x, kernel)
-    shipped = shipped or grads
-    for ours, theirs in zip(grads, shipped):
-      if not np.allclose(ours, theirs, rtol=1e-3, atol=1e-3):
-        raise SystemExit(f'{side}: the layer\'s gradients differ from the shipped convolution\'s')
-    fns[side] = lambda f=f: jax.block_until_ready(f(x, kernel))
-  result = timing.round_robin(fns, {n: 20 for n in fns}, rounds, {n: 2 for n in fns})
-  flop = 3 * 2 * 64 * 8 * 8 * 16 * 64 * 128
-  for n in fns:
-    ms = statistics.median(r[n][0] for r in result) / 20 * 1e3
-    print(f'  one layer alone (cifar10 D conv 2, forward + VJP), {n:10s}: {ms:6.2f} ms ({flop / ms / 1e6:.0f} GFLOP/s)')
+  key = jax.random.split(jax.random.PRNGKey(0), 6)
+  layers = {  # name: (the dcgan function's name, x, kernel, dy)
+      'D conv 2': ('conv_4x4_stride_2', jax.random.normal(key[0], (64, 16, 16, 64)),
+                   0.05 * jax.random.normal(key[1], (4, 4, 64, 128)), jax.random.normal(key[2], (64, 8, 8, 128))),
+      'G transposed conv 2': ('conv_transpose_4x4_stride_2', jax.random.normal(key[3], (64, 8, 8, 128)),
+                              0.05 * jax.random.normal(key[4], (4, 4, 128, 64)), jax.random.normal(key[5], (64, 16, 16, 64)))}
+  for layer, (fn_name, x, kernel, dy) in layers.items():
+    fns, shipped = {}, None
+    for side in sides_asked():
+      with formulation(side):
+        # the output returned too: otherwise XLA drops the forward product, which the VJP never reads
+        f = jax.jit(lambda x, k, conv=getattr(dcgan, fn_name), dy=dy: (lambda y, vjp: (y, *vjp(dy)))(
+            *jax.vjp(conv, x, k))).lower(x, kernel).compile()
+      grads = f(x, kernel)
+      shipped = shipped or grads
+      for ours, theirs in zip(grads, shipped):
+        if not np.allclose(ours, theirs, rtol=1e-3, atol=1e-3):
+          raise SystemExit(f'{side}: the output or gradients of {layer} differ from the shipped convolution\'s')
+      fns[side] = lambda f=f, x=x, kernel=kernel: jax.block_until_ready(f(x, kernel))
+    result = timing.round_robin(fns, {n: 5 for n in fns}, rounds, {n: 1 for n in fns})
+    flop = 3 * 2 * 64 * 8 * 8 * 16 * 64 * 128  # both layers: the same products, one the other's adjoint
+    for n in fns:
+      ms = statistics.median(r[n][0] for r in result) / 5 * 1e3
+      print(f'  cifar10 {layer} alone, forward + VJP, {n:10s}: {ms:7.2f} ms ({flop / ms / 1e6:.0f} GFLOP/s)')
 
 
 def sides(c):
