@@ -52,27 +52,14 @@ def _custom_vjp_convolutions():
   import jax
   import jax.numpy as jnp
 
-  def blocks(x):  # padded by 1, cut into 2×2 blocks: [..., h/2 + 1, w/2 + 1, 4c]
-    *batch, h, w, c = x.shape
-    x = jnp.pad(x, [(0, 0)] * len(batch) + [(1, 1), (1, 1), (0, 0)])
-    return jnp.swapaxes(x.reshape(*batch, h // 2 + 1, 2, w // 2 + 1, 2, c), -4, -3).reshape(
-        *batch, h // 2 + 1, w // 2 + 1, 4 * c)
+  from gan_jax.models.dcgan import adjoint_kernel as adjoint, block_windows as windows, kernel_matrix as matrix
+  from gan_jax.models.dcgan import space_to_depth
 
-  def windows(x):  # [..., h/2, w/2, 16c], as dcgan.conv_4x4_stride_2 builds them
-    *_, h, w, _ = x.shape
-    b = blocks(x)
-    return jnp.concatenate([b[..., i:i + h // 2, j:j + w // 2, :] for i in (0, 1) for j in (0, 1)], axis=-1)
-
-  def windows_by_tap(x):  # the same, [16c, rows]
+  def windows_by_tap(x):  # block_windows(x) as [16c, rows]
     *_, h, w, c = x.shape
-    b = jnp.moveaxis(blocks(x), -1, 0)
+    b = jnp.moveaxis(space_to_depth(x), -1, 0)
     return jnp.concatenate([b[..., i:i + h // 2, j:j + w // 2] for i in (0, 1) for j in (0, 1)], axis=0).reshape(16 * c, -1)
 
-  def matrix(kernel):
-    c = kernel.shape[2]
-    return kernel.reshape(2, 2, 2, 2, c, -1).transpose(0, 2, 1, 3, 4, 5).reshape(16 * c, -1)
-
-  adjoint = lambda k: jnp.swapaxes(k[::-1, ::-1], 2, 3)
   rows = lambda a: a.reshape(-1, a.shape[-1])
 
   @jax.custom_vjp

@@ -60,6 +60,33 @@ def group_norm_groups(channels: int, max_groups: int = 32) -> int:
 # windows, stride 2, padding 'SAME').
 
 
+def space_to_depth(x):
+  """NHWC `x` of even height and width, padded by 1 and cut into 2×2 blocks: [..., h/2 + 1, w/2 + 1, 4c]."""
+  *batch, h, w, c = x.shape
+  x = jnp.pad(x, [(0, 0)] * len(batch) + [(1, 1), (1, 1), (0, 0)])
+  blocks = x.reshape(*batch, h // 2 + 1, 2, w // 2 + 1, 2, c)
+  return jnp.swapaxes(blocks, -4, -3).reshape(*batch, h // 2 + 1, w // 2 + 1, 4 * c)
+
+
+def block_windows(x):
+  """Each output pixel's 2×2 window of space_to_depth(x)'s blocks: [..., h/2, w/2, 16c]."""
+  *_, h, w, _ = x.shape
+  blocks = space_to_depth(x)
+  return jnp.concatenate([blocks[..., i:i + h // 2, j:j + w // 2, :] for i in (0, 1) for j in (0, 1)],
+                         axis=-1)
+
+
+def kernel_matrix(kernel):
+  """A (4, 4, in, out) kernel as the [16·in, out] matrix block_windows' windows multiply."""
+  c = kernel.shape[2]
+  return kernel.reshape(2, 2, 2, 2, c, -1).transpose(0, 2, 1, 3, 4, 5).reshape(16 * c, -1)  # (i, j, p, q, in, out)
+
+
+def adjoint_kernel(kernel):
+  """nn.ConvTranspose's kernel as the convolution it is the adjoint of: flipped, in and out swapped."""
+  return jnp.swapaxes(kernel[::-1, ::-1], 2, 3)
+
+
 def conv_4x4_stride_2(x, kernel):
   """nn.Conv(out, (4, 4), strides=(2, 2)) on NHWC `x` of even height and width and a (4, 4, in,
   out) kernel.
@@ -68,14 +95,7 @@ def conv_4x4_stride_2(x, kernel):
   pixel (y, x) reads pixel (p, q) of block (y + i, x + j): a 2×2 stride-1 convolution of the
   blocks, one matmul over their 2×2 windows.
   """
-  *batch, h, w, c = x.shape
-  x = jnp.pad(x, [(0, 0)] * len(batch) + [(1, 1), (1, 1), (0, 0)])
-  blocks = x.reshape(*batch, h // 2 + 1, 2, w // 2 + 1, 2, c)
-  blocks = jnp.swapaxes(blocks, -4, -3).reshape(*batch, h // 2 + 1, w // 2 + 1, 4 * c)
-  windows = jnp.concatenate([blocks[..., i:i + h // 2, j:j + w // 2, :] for i in (0, 1) for j in (0, 1)],
-                            axis=-1)
-  kernel = kernel.reshape(2, 2, 2, 2, c, -1).transpose(0, 2, 1, 3, 4, 5)  # (i, j, p, q, in, out)
-  return windows @ kernel.reshape(16 * c, -1)
+  return block_windows(x) @ kernel_matrix(kernel)
 
 
 def conv_transpose_4x4_stride_2(x, kernel):
@@ -86,9 +106,8 @@ def conv_transpose_4x4_stride_2(x, kernel):
   it in the gradient: 35× slower.)
   """
   *batch, h, w, _ = x.shape
-  adjoint_kernel = jnp.swapaxes(kernel[::-1, ::-1], 2, 3)
   out = jax.ShapeDtypeStruct((*batch, 2 * h, 2 * w, kernel.shape[-1]), x.dtype)
-  return jax.linear_transpose(lambda u: conv_4x4_stride_2(u, adjoint_kernel), out)(x)[0]
+  return jax.linear_transpose(lambda u: conv_4x4_stride_2(u, adjoint_kernel(kernel)), out)(x)[0]
 
 
 def conv_hook_4x4_stride_2(inputs, kernel, window_strides, padding, lhs_dilation=None,
