@@ -26,7 +26,8 @@ from absl import flags  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from benchmarks.conv_speed import load_config, random_batch  # noqa: E402  (its --configs flag too)
+from benchmarks.conv_speed import load_config  # noqa: E402  (its --configs flag too)
+from benchmarks.timing import random_batch  # noqa: E402
 
 FLAGS = flags.FLAGS
 

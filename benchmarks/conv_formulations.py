@@ -150,10 +150,8 @@ def sides(c):
   import jax
   import numpy as np
   from gan_jax import experiment, step
-  h, w, ch = (28, 28, 1) if 'mnist' in c.data.name else (32, 32, 3)
-  side = c.data.get('image_size') or h
-  real = np.random.default_rng(c.seed).integers(0, 256, (c.train.batch_size, side, side, ch), np.uint8)
   from gan_jax.data import synthetic
+  real = timing.random_batch(c)
   spec, state = experiment.build_models(c, synthetic.ArraySource(real))
   k, n = c.train.k, c.train.steps_per_call
   batches = {1: jax.device_put(np.broadcast_to(real, (k,) + real.shape))}

@@ -84,9 +84,6 @@ flags.DEFINE_bool('compile', True, 'Also time the step under torch.compile.')
 
 # The stored image shape of each dataset the dcgan configs name: the benchmark reads no data, and
 # the library learns shapes only from an opened split.
-DATA_SHAPES = {'cifar10': (32, 32, 3), 'mnist': (28, 28, 1), 'fashion_mnist': (28, 28, 1)}
-
-
 class BadInput(Exception):
   """A request this benchmark cannot serve: one line, exit 2."""
 
@@ -106,21 +103,9 @@ def load_config(name: str, mirrored: bool = True):
   # The step itself: what a config adds on top (mnist_dcgan's R1 penalty and average of G) has
   # no PyTorch mirror here, so both sides time the step without it.
   t.r1_gamma, t.ema_decay, t.ema_start_step = 0.0, 0.0, 0
-  if c.data.name not in DATA_SHAPES:
-    raise BadInput(f'--configs={module}: data.name={c.data.name} has no known image shape ({", ".join(DATA_SHAPES)})')
+  if c.data.name not in timing.DATA_SHAPES:
+    raise BadInput(f'--configs={module}: data.name={c.data.name} has no known image shape ({", ".join(timing.DATA_SHAPES)})')
   return module, c
-
-
-def data_shape(c):
-  h, w, ch = DATA_SHAPES[c.data.name]
-  side = c.data.image_size
-  return (side, side, ch) if side else (h, w, ch)
-
-
-def random_batch(c):
-  """One fixed uint8 batch, as the data pipeline stores images."""
-  import numpy as np
-  return np.random.default_rng(c.seed).integers(0, 256, (c.train.batch_size,) + data_shape(c), np.uint8)
 
 
 def tree_size(tree) -> int:
@@ -179,7 +164,7 @@ def torch_models(c, dev: str):
   import torch
   from torch import nn
   from gan_jax.models import dcgan_layout, group_norm_groups
-  side, _, channels = data_shape(c)
+  side, _, channels = timing.data_shape(c)
   s0, n = dcgan_layout(side)
   width, z_dim = c.model.g_kwargs.width, c.model.noise_dim
   top = width * 2 ** (n - 1)
@@ -364,7 +349,7 @@ def summary_name(side: str) -> str:
 
 def describe(module: str, c) -> str:
   m, t, o = c.model, c.train, c.optim
-  h, w, ch = data_shape(c)
+  h, w, ch = timing.data_shape(c)
   return (f'{module}: dcgan width {m.g_kwargs.width}, {h}×{w}×{ch}, batch {t.batch_size}, {t.update_mode} '
           f'k={t.k}, {t.g_loss} G loss, z {m.noise} {m.noise_dim}, Adam G {o.g.lr:g} β1 {o.g.b1:g}, '
           f'D {o.d.lr:g} β1 {o.d.b1:g}, steps_per_call {t.steps_per_call}')
@@ -373,7 +358,7 @@ def describe(module: str, c) -> str:
 def run_config(name: str, dev: str, peaks, isa_tag: str):
   module, c = load_config(name)
   print(f'\n== {describe(module, c)}', flush=True)
-  real = random_batch(c)
+  real = timing.random_batch(c)
   t0 = time.perf_counter()
   fns, per_call, jax_counts, flops = jax_sides(c, real)
   torch_fns, torch_counts = torch_sides(c, real, dev)

@@ -65,7 +65,7 @@ def interleaved(fns: dict, calls: dict, settle: dict):
 
 def run_config(name: str):
   module, c = conv_speed.load_config(name, mirrored=False)
-  fns, per_call, _, _ = conv_speed.jax_sides(c, conv_speed.random_batch(c))
+  fns, per_call, _, _ = conv_speed.jax_sides(c, timing.random_batch(c))
   n = c.train.steps_per_call
   steps = -(-FLAGS.steps // n) * n
   calls = {side: max(1, steps // per_call[side]) for side in fns}

@@ -87,6 +87,23 @@ def round_robin(fns: dict, calls: dict, rounds: int, warmup: dict):
   return out
 
 
+# The image shape of each dataset the step benchmarks train on (no dataset is read: one fixed batch).
+DATA_SHAPES = {'cifar10': (32, 32, 3), 'mnist': (28, 28, 1), 'fashion_mnist': (28, 28, 1)}
+
+
+def data_shape(c):
+  """(height, width, channels) of config c's images."""
+  h, w, ch = DATA_SHAPES[c.data.name]
+  side = c.data.get('image_size')
+  return (side, side, ch) if side else (h, w, ch)
+
+
+def random_batch(c):
+  """One fixed uint8 batch of config c's shape, as the data pipeline stores images."""
+  import numpy as np
+  return np.random.default_rng(c.seed).integers(0, 256, (c.train.batch_size,) + data_shape(c), np.uint8)
+
+
 # What each library reads once, when it loads, to limit its vector ISA: set before either imports.
 AVX2_ENV = {'XLA_FLAGS': '--xla_cpu_max_isa=AVX2', 'ATEN_CPU_CAPABILITY': 'avx2',
             'ONEDNN_MAX_CPU_ISA': 'AVX2', 'MKL_ENABLE_INSTRUCTIONS': 'AVX2'}

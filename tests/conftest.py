@@ -12,8 +12,8 @@ os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
 
 # Each pytest-xdist worker (and every launch.py it starts) keeps to its own share of the cores
 # (one each under -n auto): XLA sizes its thread pools to the cores it may use (one Eigen thread,
-# not one per core), so the workers' programs no longer compete for every core: the suite in
-# 0.82-0.91x the wall time on 2 cores (docs/testing.md).
+# not one per core), so the workers' programs no longer compete for every core: the step, theory
+# and preemption tests in 0.88x the wall time on 2 cores, alternated runs (docs/testing.md).
 if os.environ.get('PYTEST_XDIST_WORKER', '').startswith('gw') and hasattr(os, 'sched_setaffinity'):
   _cores, _i = sorted(os.sched_getaffinity(0)), int(os.environ['PYTEST_XDIST_WORKER'][2:])
   _n = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', len(_cores)))
