@@ -145,6 +145,19 @@ def test_memorisation_finds_copies_of_training_images():
   assert fresh['near_copy_fraction'] < 0.05 and 0.8 < fresh['nn_train_distance_ratio'] < 1.25
 
 
+def test_classifier_pooling_equals_flax_max_pool_in_value_and_gradient():
+  """The classifier's 2×2 pooling against nn.max_pool: the same maxima, and the gradient reaching
+  each window's largest input (random inputs, no ties)."""
+  import flax.linen as nn
+  from gan_jax.eval import classifier
+  x = jax.random.normal(jax.random.PRNGKey(0), (3, 8, 6, 5))
+  weights = jax.random.normal(jax.random.PRNGKey(1), (3, 4, 3, 5))
+  ours, flax_pool = classifier.max_pool_2x2, lambda v: nn.max_pool(v, (2, 2), (2, 2))
+  np.testing.assert_array_equal(ours(x), flax_pool(x))
+  grad = lambda pool: jax.grad(lambda v: (pool(v) * weights).sum())(x)
+  np.testing.assert_array_equal(grad(ours), grad(flax_pool))
+
+
 def test_ring_mode_metrics():
   modes = synthetic.ring2d_modes()
   full = metrics.ring_modes(synthetic.sample('ring2d', 8000, seed=0), modes, 0.02)
@@ -168,7 +181,10 @@ def test_non_finite_samples_are_refused_not_scored():
     evaluate.generate(exp, broken, 10, 0)
 
 
-VALID, TEST = 'train[50000:53000]', 'test[:3000]'
+# held-out splits of 3,000 (σ is still chosen on 1,000), and a training split of the 12,000 images
+# the classifier trains on: each memorisation pass (every query against every training image) a
+# quarter of the full split's
+TRAIN, VALID, TEST = 'train[:12000]', 'train[50000:53000]', 'test[:3000]'
 
 
 def launch(workdir, mode, extra):
@@ -184,8 +200,8 @@ def test_eval_and_sample_modes_on_a_short_mnist_run(mnist_dir, tfds_dir, tmp_pat
            f'--config.eval.classifier_path={tmp_path / "clf.msgpack"}', '--config.eval.classifier_epochs=1',
            '--config.eval.classifier_examples=12000',
            '--config.eval.num_samples=2000', '--config.sample.num_samples=50',
-           # held-out splits of 3,000 (σ is still chosen on 1,000): a third of the evaluation time
-           f'--config.data.valid_split={VALID}', f'--config.data.eval_split={TEST}']
+           f'--config.data.train_split={TRAIN}', f'--config.data.valid_split={VALID}',
+           f'--config.data.eval_split={TEST}']
   r = launch(tmp_path / 'wd', 'train', extra)
   assert r.returncode == 0, r.stderr[-2000:]
   assert 'parzen_valid_ll_cheap' in r.stderr  # the periodic, cheap evaluation
@@ -239,7 +255,7 @@ def _validation_history_and_known_answers(mnist_dir, tfds_dir, tmp_path, row, on
   c = tiny_paper_config(mnist.get_config())
   c.model.g_kwargs.hidden, c.model.d_kwargs.units = 256, 64
   c.data.manual_dir, c.data.data_dir, c.mesh.num_devices = mnist_dir, tfds_dir, 1
-  c.data.valid_split, c.data.eval_split = VALID, TEST
+  c.data.train_split, c.data.valid_split, c.data.eval_split = TRAIN, VALID, TEST
   c.eval.classifier_path, c.eval.classifier_examples, c.eval.num_samples = str(tmp_path / 'clf.msgpack'), 12000, 2000
   exp = train.setup(c, training=False)
   with pytest.raises(UserError, match='no checkpoint in .*; train first'):

@@ -16,13 +16,21 @@ import numpy as np
 import optax
 
 
+def max_pool_2x2(x):
+  """nn.max_pool(x, (2, 2), (2, 2)) on NHWC `x` of even height and width, as a max over reshaped
+  axes: the same values, and on CPU a gradient XLA runs in half the time of max_pool's
+  select-and-scatter (the classifier's training step: 110 ms against 185 on one core, batch 128)."""
+  n, h, w, c = x.shape
+  return x.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+
+
 class Classifier(nn.Module):
   num_classes: int = 10
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    x = nn.max_pool(nn.relu(nn.Conv(32, (3, 3))(x)), (2, 2), (2, 2))
-    x = nn.max_pool(nn.relu(nn.Conv(64, (3, 3))(x)), (2, 2), (2, 2))
+    x = max_pool_2x2(nn.relu(nn.Conv(32, (3, 3))(x)))
+    x = max_pool_2x2(nn.relu(nn.Conv(64, (3, 3))(x)))
     features = nn.relu(nn.Dense(128)(x.reshape(x.shape[0], -1)))
     h = nn.Dropout(0.3, deterministic=not train)(features)
     return nn.Dense(self.num_classes)(h), features
