@@ -9,7 +9,9 @@ CPU time is read from the cgroup's `cpuacct.usage` (cgroup v1) or `cpu.stat` (v2
 the children the tests start (launch.py runs, their forkserver, GCS emulators) while they run,
 unlike `os.times()`, which counts a child only once it is waited for. Without PYTEST_CPU_CGROUP it
 reads the whole machine's busy time from /proc/stat: then run nothing else. `-n 0` runs the tests
-one after another, so each interval holds one test.
+one after another, so each interval holds one test. Each line also holds the seconds the test
+process itself spent tracing, lowering and compiling with XLA (jax.monitoring's events), and how
+many times; the launch.py processes a test starts are not in these.
 """
 import json
 import os
@@ -33,10 +35,27 @@ def cpu_seconds() -> float:
   return (user + nice + system) / os.sysconf('SC_CLK_TCK')
 
 
+_JAX = {}  # seconds this process spent in jax's compile stages during the current test
+
+
+def _jax_duration(event, seconds, **_):
+  for stage in ('jaxpr_trace', 'jaxpr_to_mlir_module', 'backend_compile'):
+    if event.endswith(f'/{stage}_duration'):
+      _JAX[stage] = _JAX.get(stage, 0.0) + seconds
+      _JAX[stage + '_count'] = _JAX.get(stage + '_count', 0) + 1
+
+
+def pytest_configure(config):
+  import jax
+  jax.monitoring.register_event_duration_secs_listener(_jax_duration)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
+  _JAX.clear()
   cpu, wall = cpu_seconds(), time.perf_counter()
   yield
   with open(_OUT, 'a') as f:
     f.write(json.dumps(dict(test=item.nodeid, cpu=round(cpu_seconds() - cpu, 2),
-                            wall=round(time.perf_counter() - wall, 2))) + '\n')
+                            wall=round(time.perf_counter() - wall, 2),
+                            **{k: round(v, 2) for k, v in _JAX.items()})) + '\n')

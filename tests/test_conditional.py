@@ -29,20 +29,22 @@ def test_conditional_players_take_the_label(name, shape):
     c = tiny_paper_config(mnist_conditional.get_config())
   g, d = models.make_models(c.model, shape)
   z, y = jnp.ones((4, 100)), _labels(4)
-  gp = g.init(jax.random.PRNGKey(0), z, y)
-  dp = d.init(jax.random.PRNGKey(1), jnp.zeros((4,) + shape), y)
-  x = g.apply(gp, z, y)
-  assert x.shape == (4,) + shape and d.apply(dp, x, y).shape == (4,)
+  # jitted: op by op, each initialiser and layer would compile alone (~10 s on one core)
+  gp = jax.jit(g.init)(jax.random.PRNGKey(0), z, y)
+  dp = jax.jit(d.init)(jax.random.PRNGKey(1), jnp.zeros((4,) + shape), y)
+  g_apply, d_apply = jax.jit(g.apply), jax.jit(d.apply)
+  x = g_apply(gp, z, y)
+  assert x.shape == (4,) + shape and d_apply(dp, x, y).shape == (4,)
   # the same z asked for other classes gives other images; D scores the same image differently
-  assert not np.allclose(x, g.apply(gp, z, (y + 1) % 10), rtol=1e-3, atol=0)
-  assert not np.allclose(d.apply(dp, x, y), d.apply(dp, x, (y + 3) % 10), rtol=1e-3, atol=0)
+  assert not np.allclose(x, g_apply(gp, z, (y + 1) % 10), rtol=1e-3, atol=0)
+  assert not np.allclose(d_apply(dp, x, y), d_apply(dp, x, (y + 3) % 10), rtol=1e-3, atol=0)
   # z and the one-hot label into G's first layer, side by side
   assert [p.shape[0] for p in jax.tree.leaves(gp) if p.ndim == 2] [0] == 100 + 10
   if name == 'dcgan':  # projection: one embedding row per class, as wide as D's last features
     embed = dp['params']['Embed_0']['embedding']
     assert embed.shape[0] == 10 and embed.shape[1] == dp['params']['Dense_0']['kernel'].shape[0]
   unconditional = models.make_models(_unconditional(c).model, shape)[0]
-  up = unconditional.init(jax.random.PRNGKey(0), z)
+  up = jax.eval_shape(unconditional.init, jax.random.PRNGKey(0), z)
   assert [p.shape[0] for p in jax.tree.leaves(up) if p.ndim == 2][0] == 100
 
 
