@@ -11,7 +11,8 @@ unlike `os.times()`, which counts a child only once it is waited for. Without PY
 reads the whole machine's busy time from /proc/stat: then run nothing else. `-n 0` runs the tests
 one after another, so each interval holds one test. Each line also holds the seconds the test
 process itself spent tracing, lowering and compiling with XLA (jax.monitoring's events), and how
-many times; the launch.py processes a test starts are not in these.
+many times, and the XLA compilations by jitted function (`compiled`: name → [count, seconds]);
+the launch.py processes a test starts are not in these.
 """
 import json
 import os
@@ -36,13 +37,17 @@ def cpu_seconds() -> float:
 
 
 _JAX = {}  # seconds this process spent in jax's compile stages during the current test
+_COMPILED = {}  # XLA compilations during the current test by jitted function: [count, seconds]
 
 
-def _jax_duration(event, seconds, **_):
+def _jax_duration(event, seconds, fun_name=None, **_):
   for stage in ('jaxpr_trace', 'jaxpr_to_mlir_module', 'backend_compile'):
     if event.endswith(f'/{stage}_duration'):
       _JAX[stage] = _JAX.get(stage, 0.0) + seconds
       _JAX[stage + '_count'] = _JAX.get(stage + '_count', 0) + 1
+  if event.endswith('/backend_compile_duration'):
+    entry = _COMPILED.setdefault(str(fun_name), [0, 0.0])
+    entry[0], entry[1] = entry[0] + 1, entry[1] + seconds
 
 
 def pytest_configure(config):
@@ -53,9 +58,11 @@ def pytest_configure(config):
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
   _JAX.clear()
+  _COMPILED.clear()
   cpu, wall = cpu_seconds(), time.perf_counter()
   yield
   with open(_OUT, 'a') as f:
     f.write(json.dumps(dict(test=item.nodeid, cpu=round(cpu_seconds() - cpu, 2),
                             wall=round(time.perf_counter() - wall, 2),
-                            **{k: round(v, 2) for k, v in _JAX.items()})) + '\n')
+                            **{k: round(v, 2) for k, v in _JAX.items()},
+                            compiled={k: [n, round(v, 3)] for k, (n, v) in _COMPILED.items()})) + '\n')

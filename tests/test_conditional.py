@@ -29,7 +29,7 @@ def test_conditional_players_take_the_label(name, shape):
     c = tiny_paper_config(mnist_conditional.get_config())
   g, d = models.make_models(c.model, shape)
   z, y = jnp.ones((4, 100)), _labels(4)
-  # jitted: op by op, each initialiser and layer would compile alone (~10 s on one core)
+  # jitted: op by op, each initialiser and layer compiles on its own
   gp = jax.jit(g.init)(jax.random.PRNGKey(0), z, y)
   dp = jax.jit(d.init)(jax.random.PRNGKey(1), jnp.zeros((4,) + shape), y)
   g_apply, d_apply = jax.jit(g.apply), jax.jit(d.apply)

@@ -13,6 +13,11 @@ from gan_jax.errors import UserError
 from gan_jax.optim import make_optimizer
 
 
+def _apply(module):
+  """module.apply as one program: op by op, each layer and random draw compiles on its own."""
+  return jax.jit(module.apply, static_argnames=('train', 'capture_intermediates', 'mutable'))
+
+
 @pytest.mark.parametrize('get_config,shape', [(mnist.get_config, (28, 28, 1)),
                                               (cifar10.get_config, (32, 32, 3)),
                                               (mnist_dcgan.get_config, (28, 28, 1)),
@@ -97,12 +102,13 @@ def test_improved_gan_d_noise_per_layer_only_in_training():
   training, read from the noise layers' own inputs and outputs; nothing added in evaluation."""
   c = mnist_semi_supervised.get_config()
   d = models.make_models(c.model, (28, 28, 1))[1]
+  apply = _apply(d)
   x = jax.random.uniform(jax.random.PRNGKey(0), (64, 28, 28, 1))
-  params = d.init(jax.random.PRNGKey(1), x)
-  assert d.apply(params, x).shape == (64, 10)
-  np.testing.assert_array_equal(d.apply(params, x), d.apply(params, x))
-  _, inter = d.apply(params, x, train=True, rngs={'dropout': jax.random.PRNGKey(2)},
-                     capture_intermediates=True, mutable=['intermediates'])
+  params = jax.jit(d.init)(jax.random.PRNGKey(1), x)
+  assert apply(params, x).shape == (64, 10)
+  np.testing.assert_array_equal(apply(params, x), apply(params, x))
+  _, inter = apply(params, x, train=True, rngs={'dropout': jax.random.PRNGKey(2)},
+                   capture_intermediates=True, mutable=('intermediates',))
   inter = inter['intermediates']
   layers = [f'WeightNormDense_{i}' for i in range(5)]
   widths = [np.asarray(inter[n]['__call__'][0]).shape[-1] for n in layers]
@@ -237,11 +243,10 @@ def test_dcgan_generator_norm_groups(norm_groups):
   group is one channel (32 groups of a 32-channel map); no GroupNorm at all with 0."""
   g = models.GENERATORS['dcgan'](out_shape=(28, 28, 1), width=32, norm_groups=norm_groups)
   z = jax.random.normal(jax.random.PRNGKey(0), (3, 100))
-  params = g.init(jax.random.PRNGKey(1), z)
+  params = jax.jit(g.init)(jax.random.PRNGKey(1), z)
   norms = sorted(k for k in params['params'] if k.startswith('GroupNorm'))
   assert len(norms) == (0 if norm_groups == 0 else 2)
-  _, seen = g.apply(params, z, capture_intermediates=lambda m, _: isinstance(m, nn.GroupNorm),
-                    mutable=['intermediates'])
+  _, seen = _apply(g)(params, z, capture_intermediates=_is_group_norm, mutable=('intermediates',))
   channels = []
   for name in norms:
     x = np.asarray(seen['intermediates'][name]['__call__'][0])  # scale 1, bias 0 at init
@@ -253,6 +258,10 @@ def test_dcgan_generator_norm_groups(norm_groups):
     assert (per_channel < 1e-4) == (groups == c), (name, groups, c, per_channel)
     channels.append(c)
   assert channels == ([] if norm_groups == 0 else [64, 32])
+
+
+def _is_group_norm(module, _):
+  return isinstance(module, nn.GroupNorm)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -387,10 +396,10 @@ def test_improved_gan_g_against_a_hand_computation():
   g = models.ImprovedGANGenerator(out_shape=(28, 28, 1), hidden=(40, 30))
   z = models.sample_noise(jax.random.PRNGKey(0), (64, 100), 'uniform01')
   assert float(z.min()) >= 0 and float(z.max()) < 1 and abs(float(z.mean()) - 0.5) < 0.01
-  params = g.init(jax.random.PRNGKey(1), z)['params']
-  params = jax.tree.map(lambda a: a + 0.1 * jax.random.normal(jax.random.PRNGKey(3), a.shape), params)
+  initial = jax.jit(g.init)(jax.random.PRNGKey(1), z)['params']
+  params = jax.jit(lambda p: jax.tree.map(lambda a: a + 0.1 * jax.random.normal(jax.random.PRNGKey(3), a.shape), p))(initial)
   limit = np.sqrt(6 / (100 + 40))  # Glorot uniform, lasagne's default
-  k0 = np.asarray(g.init(jax.random.PRNGKey(1), z)['params']['Dense_0']['kernel'])
+  k0 = np.asarray(initial['Dense_0']['kernel'])
   assert k0.shape == (100, 40) and np.abs(k0).max() <= limit and np.abs(k0).max() > 0.95 * limit
   assert set(params) == {'Dense_0', 'BatchNorm_0', 'Dense_1', 'BatchNorm_1', 'out'}
   assert 'bias' not in params['Dense_0'] and 'scale' not in params['BatchNorm_0']
@@ -401,10 +410,11 @@ def test_improved_gan_g_against_a_hand_computation():
     h = np.log1p(np.exp(h))
   v = np.asarray(params['out']['kernel'], np.float64)
   logits = h @ (v * np.asarray(params['out']['scale']) / np.sqrt((v ** 2).sum(0) + 1e-6)) + np.asarray(params['out']['bias'])
-  x = g.apply({'params': params}, z)
+  apply = _apply(g)
+  x = apply({'params': params}, z)
   assert x.shape == (64, 28, 28, 1)
   np.testing.assert_allclose(np.asarray(x).reshape(64, -1), 1 / (1 + np.exp(-logits)), rtol=1e-4, atol=1e-6)
-  alone = g.apply({'params': params}, z[:8])  # other batch statistics: other samples
+  alone = apply({'params': params}, z[:8])  # other batch statistics: other samples
   assert not np.allclose(alone, x[:8], atol=1e-3)
 
 
