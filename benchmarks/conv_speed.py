@@ -82,8 +82,7 @@ timing.define_flags(20, 5, 'Timed rounds (every side once per round).',
                     'Untimed steps of each side after its first (compiling) call.')
 flags.DEFINE_bool('compile', True, 'Also time the step under torch.compile.')
 
-# The stored image shape of each dataset the dcgan configs name: the benchmark reads no data, and
-# the library learns shapes only from an opened split.
+
 class BadInput(Exception):
   """A request this benchmark cannot serve: one line, exit 2."""
 
