@@ -3,6 +3,7 @@ grain iterator, or for evaluation only the shapes of the evaluation split), the 
 and the initial state. `train.py` trains it; evaluation (`gan_jax/eval/`) reads it."""
 import dataclasses
 
+import jax
 import numpy as np
 
 from gan_jax import augment, data, games, parallel, step
@@ -56,7 +57,7 @@ def setup(config, training: bool = True) -> Experiment:
 
 def build_models(config, source, for_restore: bool = False):
   """(GANSpec, initial GANState) for data shaped like `source`'s examples; `for_restore`: only
-  the state's structure matters (a checkpoint fills it), so the data mean is not computed."""
+  the state's structure matters (a checkpoint fills it), so the state holds only shapes."""
   check_labels(config, source)
   if config.train.get('augment') and len(source.shape) != 3:
     raise UserError(f'train.augment={config.train.augment!r} transforms images (height, width, channels); '
@@ -75,10 +76,10 @@ def build_models(config, source, for_restore: bool = False):
       e=make_encoder(config.model) if config.train.game == 'bigan' else None,
       unsupervised_weight=config.train.unsupervised_weight, r1_gamma=config.train.get('r1_gamma', 0.0),
       r1_examples=config.train.get('r1_examples', 0), spectral_norm=config.train.get('spectral_norm', False))
-  marginals = config.model.g_output_bias == 'marginals' and not for_restore
-  data_mean = source.mean() if marginals else None
-  return spec, step.create_state(spec, config.seed, source.shape, data_mean,
-                                 None if for_restore else d_init_batch(config, d, source))
+  if for_restore:
+    return spec, step.state_shapes(spec, config.seed, source.shape, jax.local_devices()[0])
+  data_mean = source.mean() if config.model.g_output_bias == 'marginals' else None
+  return spec, step.create_state(spec, config.seed, source.shape, data_mean, d_init_batch(config, d, source))
 
 
 def d_init_batch(config, d, source):

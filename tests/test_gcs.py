@@ -79,7 +79,7 @@ def final_state(workdir, step, config=None):
   c.mesh.num_devices = 1
   ckpt = Checkpoints(str(workdir), read_only=True)
   try:
-    state, _ = ckpt.restore(step, train.setup(c).init_state)
+    state, _ = ckpt.restore(step, train.setup(c, training=False).init_state)
   finally:
     ckpt.close()
   return state
@@ -115,7 +115,8 @@ def test_mnist_mlp_into_a_bucket_killed_and_resumed_equals_the_same_run_on_disk(
   local, local_log = tmp_path / 'local', tmp_path / 'local.log'
   with open(local_log, 'w') as out:
     on_disk = start(local, *args, out=out, base=base)
-  wait_for(on_disk, 'Training paper_mlp', local_log)  # the data is prepared, for both runs
+  # the data prepared for both runs, and the step compiled (the bucket run finds it in the cache)
+  wait_for(on_disk, 'step 50/300', local_log)
   folder, names = _prepared_mnist(tfds_dir, mnist_dir)
   for name in names:  # as `gcloud storage cp -r` would put it there
     gcs.write(f'tfds/mnist/3.0.1/{name}', open(os.path.join(folder, name), 'rb').read())

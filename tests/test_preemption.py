@@ -37,7 +37,7 @@ def final_state(workdir, step, num_devices=1, **config_overrides):
   c.mesh.num_devices = num_devices
   for k, v in config_overrides.items():
     setattr(c.optim.d, k, v)
-  exp = train.setup(c)
+  exp = train.setup(c, training=False)  # as --mode=eval reads it
   ckpt = Checkpoints(str(workdir), read_only=True)
   state, _ = ckpt.restore(step, exp.init_state)
   ckpt.close()
