@@ -22,7 +22,7 @@ class Experiment:
   spec: step.GANSpec
   train_source: object  # random access to the training split (data.open_split)
   iterator: object      # grain's iterator of train_step batches; its state is checkpointed
-  init_state: step.GANState
+  init_state: step.GANState  # with training=False only its shapes (step.state_shapes): a checkpoint fills it
   sample: callable  # step.make_sampler: G(z) or G(z, y), compiled once per run
   labelled: object = None  # the semi-supervised game's labelled indices into the training split
 
