@@ -9,7 +9,7 @@ import pytest
 from configs import mnist
 from gan_jax import models, parallel, step
 from gan_jax.optim import make_optimizer
-from tests.conftest import steps_on_devices, tiny_paper_config
+from tests.conftest import tiny_paper_config
 
 SHAPE = (28, 28, 1)
 
@@ -88,12 +88,30 @@ def test_scanned_step_equals_a_plain_loop_of_algorithm_1(k):
 def test_one_compile_per_k(k):
   chex.clear_trace_counter()  # counters are per code location, shared by the parametrizations
   spec = make_spec(k)
-  traced = chex.assert_max_traces(n=1)(lambda s, b: step.train_step(spec, s, b))
-  fn = jax.jit(traced)
-  state = step.create_state(spec, 0, SHAPE)
+
+  def train_step(state, batch):  # the scanned test's program (name, spec, shapes): XLA's cache has it
+    return step.train_step(spec, state, batch)
+  fn = jax.jit(chex.assert_max_traces(n=1)(train_step))
+  state = step.create_state(spec, 0, SHAPE, np.full(SHAPE, 0.2))
   for i in range(3):
     state, metrics = fn(state, real_batches(k, 8, seed=i))
   assert int(state.step) == 3 and np.isfinite(float(metrics['d_loss']))
+
+
+def dispatches(spec, state, batches, n, api):
+  """(state, metrics) after one dispatch of the training loop's program (step.make_train_steps)
+  per element of `batches`, each [steps, k, global batch, ...], on the first n devices; split
+  device-major, as the input pipeline splits: [n, steps, k, global batch / n, ...]."""
+  dp = parallel.DataParallel(jax.local_devices()[:n], api)
+  fn, rstate = step.make_train_steps(spec, dp), dp.replicate(state)
+  for b in batches:
+    rstate, metrics = fn(rstate, dp.batch(b.reshape(b.shape[:2] + (n, b.shape[2] // n) + SHAPE).transpose(2, 0, 1, 3, 4, 5, 6)))
+  return dp.unreplicate((rstate, metrics))
+
+
+def two_dispatches(k):
+  """Two dispatches of two steps each, k real minibatches of 16 per step."""
+  return [np.stack([real_batches(k, 16, seed=2 * i + j) for j in range(2)]) for i in range(2)]
 
 
 @pytest.mark.parametrize('update', ['alternating', 'simultaneous'])
@@ -102,8 +120,8 @@ def test_one_device_equals_four_devices(update):
   spec = make_spec(k, update)
   state = step.create_state(spec, 0, SHAPE, np.full(SHAPE, 0.2))
   assert len(jax.local_devices()) >= 4, 'conftest asks for 4 CPU devices'
-  batches = [real_batches(k, 32, seed=i) for i in range(3)]
-  results = {n: steps_on_devices(spec, state, batches, n) for n in (1, 4)}
+  results = {n: dispatches(spec, state, two_dispatches(k), n, 'pmap') for n in (1, 4)}
+  assert int(results[4][0].step) == 4
   assert_trees_close(results[1][0].g_params, results[4][0].g_params, rtol=1e-4, atol=1e-6)
   assert_trees_close(results[1][0].d_params, results[4][0].d_params, rtol=1e-4, atol=1e-6)
   assert_trees_close(results[1][1], results[4][1], rtol=1e-4, atol=1e-5)
@@ -115,15 +133,8 @@ def test_shard_map_step_equals_pmap_bit_for_bit():
   per-example dropout), every array of the state and every metric equal bit for bit."""
   spec = make_spec(2)
   state = step.create_state(spec, 0, SHAPE, np.full(SHAPE, 0.2))
-  batches = [np.stack([real_batches(2, 16, seed=2 * i + j) for j in range(2)]) for i in range(2)]  # [steps, k, b, ...]
   for n in (1, 2, 4):
-    results = {}
-    for api in ('pmap', 'shard_map'):
-      dp = parallel.DataParallel(jax.local_devices()[:n], api)
-      fn, rstate = step.make_train_steps(spec, dp), dp.replicate(state)
-      for b in batches:  # device-major, as the input pipeline splits: [n, steps, k, b / n, ...]
-        rstate, metrics = fn(rstate, dp.batch(b.reshape(b.shape[:2] + (n, 16 // n) + SHAPE).transpose(2, 0, 1, 3, 4, 5, 6)))
-      results[api] = dp.unreplicate((rstate, metrics))
+    results = {api: dispatches(spec, state, two_dispatches(2), n, api) for api in ('pmap', 'shard_map')}
     assert int(results['shard_map'][0].step) == 4
     chex.assert_trees_all_equal(results['pmap'], results['shard_map'])
 
@@ -219,7 +230,7 @@ def test_uint8_batches_are_scaled_inside_the_step(kind):
   the same pixels scaled on the host by hand ([0, 1]: x/255; [-1, 1]: x/127.5 - 1)."""
   import dataclasses
   spec = make_spec(2)
-  state = step.create_state(spec, 0, SHAPE)
+  state = step.create_state(spec, 0, SHAPE, np.full(SHAPE, 0.2))
   pixels = np.random.default_rng(3).integers(0, 256, (2, 16) + SHAPE, dtype=np.uint8)
   by_hand = pixels.astype(np.float64) / 255 if kind == 'unit' else pixels.astype(np.float64) / 127.5 - 1
   on_device, _ = jax.jit(functools.partial(step.train_step, dataclasses.replace(spec, data_scale=kind)))(state, pixels)
