@@ -45,17 +45,10 @@ def test_mnist_from_the_official_archives(mnist_dir, tfds_dir):
   assert it.get_state() == {'next_index': 250}
 
 
-def test_fashion_mnist_from_the_official_archives(fashion_mnist_dir, tfds_dir):
-  c = mnist.get_config()
-  c.data.name, c.data.manual_dir, c.data.data_dir = 'fashion_mnist', fashion_mnist_dir, tfds_dir
-  test = data.open_split(c.data, 'test')
-  assert test.read_all().shape == (10000, 28, 28, 1)
-  assert np.array_equal(np.bincount(test.labels), [1000] * 10)
-
-
 def test_two_runs_preparing_one_dataset_at_once_both_start(fashion_mnist_dir, tmp_path):
   """Two runs started together on unprepared data (the README's conv pair) both prepare it; tfds'
-  final rename failed for the second ("already exists") until preparing took a lock."""
+  final rename failed for the second ("already exists") until preparing took a lock. What they
+  prepared from the official Fashion-MNIST archives is its test split: 10,000, 1,000 per class."""
   import subprocess
   import sys
   code = ('import sys; from gan_jax.data import tfds_source; '
@@ -68,6 +61,11 @@ def test_two_runs_preparing_one_dataset_at_once_both_start(fashion_mnist_dir, tm
     assert r.returncode == 0 and out.strip().splitlines()[-1] == 'True', err[-800:]
     assert '\x1b[' not in err  # tfds' progress bars redraw with cursor codes: only on a terminal
   assert sum('Waiting for another process preparing' in err for _, err in outs) <= 1
+  c = mnist.get_config()
+  c.data.name, c.data.manual_dir, c.data.data_dir = 'fashion_mnist', fashion_mnist_dir, str(tmp_path / 'tfds')
+  test = data.open_split(c.data, 'test')
+  assert test.read_all().shape == (10000, 28, 28, 1)
+  assert np.array_equal(np.bincount(test.labels), [1000] * 10)
 
 
 def test_cifar10_on_tfds_mock_data(tmp_path, cifar10_mock):
