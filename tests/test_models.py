@@ -11,6 +11,7 @@ from configs import cifar10, fashion_mnist_dcgan, mnist, mnist_dcgan, mnist_semi
 from gan_jax import models, step
 from gan_jax.errors import UserError
 from gan_jax.optim import make_optimizer
+from tests.conftest import steps_on_devices, tiny_paper_config
 
 
 def _apply(module):
@@ -356,23 +357,23 @@ def test_semi_supervised_step_moves_only_the_trainable_scales():
   they are bit for bit where the data-dependent init put them, while the output layer's scales,
   every direction and bias, and G's batch-norm shifts move. With train_hidden_scales=True they
   move too."""
-  from configs import mnist_semi_supervised
   from gan_jax.games import semi_supervised
   rng = np.random.default_rng(0)
-  batch = {'image': rng.integers(0, 256, (1, 32, 28, 28, 1), np.uint8),
-           'labelled_image': rng.integers(0, 256, (1, 10, 28, 28, 1), np.uint8),
-           'labelled_label': np.arange(10, dtype=np.int32)[None]}
+  shape = (28, 28, 1)
+  batch = {'image': rng.uniform(size=(1, 32) + shape).astype(np.float32),
+           'labelled_image': rng.uniform(size=(1, 8) + shape).astype(np.float32),
+           'labelled_label': rng.integers(0, 10, (1, 8)).astype(np.int32)}
 
   def one_step(train_hidden_scales):
-    c = mnist_semi_supervised.get_config()
-    c.model.d_kwargs.hidden, c.model.g_kwargs.hidden = (64, 32), (48, 48)
+    # test_semi_supervised's spec and batch shapes, on one device: the step of the False case is
+    # the one-device program that test compiles (XLA's cache holds it for whichever runs second)
+    c = tiny_paper_config(mnist_semi_supervised.get_config())
     c.model.d_kwargs.train_hidden_scales = train_hidden_scales
-    g, d = models.make_models(c.model, (28, 28, 1))
-    spec = step.GANSpec(g, d, make_optimizer(c.optim.g, 600), make_optimizer(c.optim.d, 600),
-                        noise_dim=c.model.noise_dim, noise=c.model.noise, data_scale='unit',
-                        game=semi_supervised.SemiSupervised(), unsupervised_weight=0.5)
-    state = step.create_state(spec, 0, (28, 28, 1), d_init_batch=rng.integers(0, 256, (50, 28, 28, 1), np.uint8))
-    return state, jax.jit(functools.partial(step.train_step, spec))(state, batch)[0]
+    g, d = models.make_models(c.model, shape)
+    spec = step.GANSpec(g, d, make_optimizer(c.optim.g, 500), make_optimizer(c.optim.d, 500),
+                        noise_dim=c.model.noise_dim, noise=c.model.noise, game=semi_supervised.SemiSupervised())
+    state = step.create_state(spec, 0, shape, d_init_batch=rng.uniform(size=(50,) + shape).astype(np.float32))
+    return state, steps_on_devices(spec, state, [batch], 1)[0]
 
   before, after = one_step(False)
   d0, d1 = before.d_params['params'], after.d_params['params']
