@@ -26,6 +26,7 @@ from gan_jax import host_memory  # noqa: E402
 host_memory.keep_freed_memory()  # as launch.py does, before JAX's backend starts: faster steps
 
 import jax  # noqa: E402
+import numpy as np  # noqa: E402
 
 jax.config.update('jax_num_cpu_devices', 4)  # before any backend starts
 
@@ -101,14 +102,15 @@ def tiny_paper_config(config):
   return config
 
 
-def steps_on_devices(spec, state, batches, n):
-  """(state, metrics) after one data-parallel step per batch on the first n devices. Each batch
-  is [k, global batch, ...] (or a dict of such arrays) and is split device-major, as the input
-  pipeline splits it: devices see [n, k, global batch / n, ...]."""
+def dispatches(spec, state, batches, n, api='pmap'):
+  """(state, metrics) after one dispatch of the training loop's program (step.make_train_steps)
+  per element of `batches` on the first n devices (`api`: 'pmap' or 'shard_map'). Each element is
+  [steps, k, global batch, ...] (or a dict of such arrays), split device-major as the input
+  pipeline splits it: devices see [n, steps, k, global batch / n, ...]."""
   from gan_jax import parallel, step
-  p_step = step.make_p_train_step(spec, jax.local_devices()[:n])
-  rstate, metrics = parallel.replicate(state, n), None
+  dp = parallel.DataParallel(jax.local_devices()[:n], api)
+  fn, rstate, metrics = step.make_train_steps(spec, dp), dp.replicate(state), None
+  split = lambda v: np.moveaxis(v.reshape(v.shape[:2] + (n, v.shape[2] // n) + v.shape[3:]), 2, 0)
   for batch in batches:
-    local = jax.tree.map(lambda v: v.reshape((v.shape[0], n, v.shape[1] // n) + v.shape[2:]).swapaxes(0, 1), batch)
-    rstate, metrics = p_step(rstate, local)
-  return parallel.unreplicate(rstate), parallel.unreplicate(metrics)
+    rstate, metrics = fn(rstate, dp.batch(jax.tree.map(split, batch)))
+  return dp.unreplicate((rstate, metrics))

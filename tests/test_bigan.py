@@ -15,7 +15,7 @@ from gan_jax.data.synthetic import ring2d_modes
 from gan_jax.games import BiGAN
 from gan_jax.optim import make_optimizer
 from gan_jax.games import players
-from tests.conftest import steps_on_devices, tiny_paper_config
+from tests.conftest import dispatches, tiny_paper_config
 
 SHAPE = (8, 8, 1)
 
@@ -186,8 +186,8 @@ def test_anchor_bigan_step_on_one_device_equals_four_devices():
                       noise=c.model.noise, game=BiGAN(), e=e, update='simultaneous')
   state = step.create_state(spec, 0, (28, 28, 1))
   rng = np.random.default_rng(0)
-  batches = [rng.uniform(size=(1, 32, 28, 28, 1)).astype(np.float32) for _ in range(3)]
-  results = {n: steps_on_devices(spec, state, batches, n)[0] for n in (1, 4)}
+  batches = [rng.uniform(size=(1, 1, 32, 28, 28, 1)).astype(np.float32) for _ in range(3)]  # [steps, k, b, ...]
+  results = {n: dispatches(spec, state, batches, n)[0] for n in (1, 4)}
   chex.assert_trees_all_close(results[1].g_params, results[4].g_params, rtol=1e-4, atol=1e-6)
   chex.assert_trees_all_close(results[1].d_params, results[4].d_params, rtol=1e-4, atol=1e-6)
   assert not np.allclose(results[1].d_params['params']['Dense_2']['kernel'], 0)  # D's zero output moved

@@ -11,7 +11,7 @@ from configs import cifar10, fashion_mnist_dcgan, mnist, mnist_dcgan, mnist_semi
 from gan_jax import models, step
 from gan_jax.errors import UserError
 from gan_jax.optim import make_optimizer
-from tests.conftest import steps_on_devices, tiny_paper_config
+from tests.conftest import dispatches, tiny_paper_config
 
 
 def _apply(module):
@@ -360,9 +360,9 @@ def test_semi_supervised_step_moves_only_the_trainable_scales():
   from gan_jax.games import semi_supervised
   rng = np.random.default_rng(0)
   shape = (28, 28, 1)
-  batch = {'image': rng.uniform(size=(1, 32) + shape).astype(np.float32),
-           'labelled_image': rng.uniform(size=(1, 8) + shape).astype(np.float32),
-           'labelled_label': rng.integers(0, 10, (1, 8)).astype(np.int32)}
+  batch = {'image': rng.uniform(size=(1, 1, 32) + shape).astype(np.float32),  # [steps, k, b, ...]
+           'labelled_image': rng.uniform(size=(1, 1, 8) + shape).astype(np.float32),
+           'labelled_label': rng.integers(0, 10, (1, 1, 8)).astype(np.int32)}
 
   def one_step(train_hidden_scales):
     # test_semi_supervised's spec and batch shapes, on one device: the step of the False case is
@@ -373,7 +373,7 @@ def test_semi_supervised_step_moves_only_the_trainable_scales():
     spec = step.GANSpec(g, d, make_optimizer(c.optim.g, 500), make_optimizer(c.optim.d, 500),
                         noise_dim=c.model.noise_dim, noise=c.model.noise, game=semi_supervised.SemiSupervised())
     state = step.create_state(spec, 0, shape, d_init_batch=rng.uniform(size=(50,) + shape).astype(np.float32))
-    return state, steps_on_devices(spec, state, [batch], 1)[0]
+    return state, dispatches(spec, state, [batch], 1)[0]
 
   before, after = one_step(False)
   d0, d1 = before.d_params['params'], after.d_params['params']

@@ -13,7 +13,7 @@ from gan_jax.eval import game_metrics
 from gan_jax.games import players
 from gan_jax.data import pipeline, synthetic
 from gan_jax.games import semi_supervised
-from tests.conftest import steps_on_devices, tiny_paper_config
+from tests.conftest import dispatches, tiny_paper_config
 
 
 def test_losses_are_salimans_formulas_by_hand(monkeypatch):
@@ -106,9 +106,9 @@ def test_one_device_equals_four_devices():
                       noise_dim=c.model.noise_dim, noise=c.model.noise, game=semi_supervised.SemiSupervised())
   state = step.create_state(spec, 0, shape)
   rng = np.random.default_rng(0)
-  batches = [{'image': rng.uniform(size=(1, 32) + shape).astype(np.float32),
-              'labelled_image': rng.uniform(size=(1, 8) + shape).astype(np.float32),
-              'labelled_label': rng.integers(0, 10, (1, 8)).astype(np.int32)} for _ in range(3)]
-  results = {n: steps_on_devices(spec, state, batches, n)[0] for n in (1, 4)}
+  batches = [{'image': rng.uniform(size=(1, 1, 32) + shape).astype(np.float32),  # [steps, k, b, ...]
+              'labelled_image': rng.uniform(size=(1, 1, 8) + shape).astype(np.float32),
+              'labelled_label': rng.integers(0, 10, (1, 1, 8)).astype(np.int32)} for _ in range(3)]
+  results = {n: dispatches(spec, state, batches, n)[0] for n in (1, 4)}
   chex.assert_trees_all_close(results[1].g_params, results[4].g_params, rtol=1e-4, atol=1e-6)
   chex.assert_trees_all_close(results[1].d_params, results[4].d_params, rtol=1e-4, atol=1e-6)

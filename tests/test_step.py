@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from configs import mnist
-from gan_jax import models, parallel, step
+from gan_jax import models, step
 from gan_jax.optim import make_optimizer
-from tests.conftest import tiny_paper_config
+from tests.conftest import dispatches, tiny_paper_config
 
 SHAPE = (28, 28, 1)
 
@@ -96,17 +96,6 @@ def test_one_compile_per_k(k):
   for i in range(3):
     state, metrics = fn(state, real_batches(k, 8, seed=i))
   assert int(state.step) == 3 and np.isfinite(float(metrics['d_loss']))
-
-
-def dispatches(spec, state, batches, n, api):
-  """(state, metrics) after one dispatch of the training loop's program (step.make_train_steps)
-  per element of `batches`, each [steps, k, global batch, ...], on the first n devices; split
-  device-major, as the input pipeline splits: [n, steps, k, global batch / n, ...]."""
-  dp = parallel.DataParallel(jax.local_devices()[:n], api)
-  fn, rstate = step.make_train_steps(spec, dp), dp.replicate(state)
-  for b in batches:
-    rstate, metrics = fn(rstate, dp.batch(b.reshape(b.shape[:2] + (n, b.shape[2] // n) + SHAPE).transpose(2, 0, 1, 3, 4, 5, 6)))
-  return dp.unreplicate((rstate, metrics))
 
 
 def two_dispatches(k):
