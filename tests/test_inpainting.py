@@ -47,9 +47,12 @@ def _tiny(mnist_dir, tfds_dir, steps):
 
 def test_a_short_run_learns_to_complete_from_what_it_sees():
   """Ten 8×8 binary patterns, each image one of them: the top half names the pattern, so the
-  bottom half follows from it. After 2,000 steps of the game (toy MLPs, Adam) G completes the
-  bottom half of every pattern nearly exactly (measured: mean error 0.065); a G that ignored what it sees could only guess
-  one of ten (mean error ~0.45), and at the start it fills ~0.5 everywhere."""
+  bottom half follows from it. After 500 steps of the game (toy MLPs, Adam, D's rate three times
+  G's) G completes the bottom half of every pattern nearly exactly; a G that ignored what it sees
+  could only guess one of ten (mean error ~0.45), and at the start it fills ~0.5 everywhere. Over
+  20 seeds (AVX2 CPU) the error after 500 steps was 0.016-0.116, mean 0.064. With equal rates,
+  2,000 steps left a quarter of the seeds above 0.25 (G still matching some tops with other
+  patterns' bottoms), and which seeds did changed with the CPU's vector instructions."""
   import functools
   import ml_collections
   from gan_jax.games import Inpainting
@@ -58,10 +61,10 @@ def test_a_short_run_learns_to_complete_from_what_it_sees():
   patterns = (np.random.default_rng(0).uniform(size=(10,) + shape) > 0.5).astype(np.float32)
   g = models.ToyMLPGenerator(out_shape=shape, output='sigmoid', hidden=128)
   d = models.ToyMLPDiscriminator(hidden=128)
-  adam = make_optimizer(ml_collections.ConfigDict(dict(name='adam', lr=2e-3, b1=0.5, b2=0.999, lr_decay=1.0, min_lr=0.0)), 1)
-  spec = step.GANSpec(g, d, adam, adam, noise_dim=8, noise='gaussian', game=Inpainting())
+  adam = lambda lr: make_optimizer(ml_collections.ConfigDict(dict(name='adam', lr=lr, b1=0.5, b2=0.999, lr_decay=1.0, min_lr=0.0)), 1)
+  spec = step.GANSpec(g, d, adam(2e-3), adam(6e-3), noise_dim=8, noise='gaussian', game=Inpainting())
   state = step.create_state(spec, 0, shape)
-  which = np.random.default_rng(1).integers(0, 10, (2000, 1, 64))
+  which = np.random.default_rng(1).integers(0, 10, (500, 1, 64))
   run = jax.jit(functools.partial(step.train_steps, spec))
   trained, _ = run(state, patterns[which])
 
