@@ -18,7 +18,7 @@ from gan_jax.checkpoint import DAMAGED_DIR, MANIFEST_DIR, Checkpoints, config_di
 from tests.test_launch import launch, ring
 
 
-RESUME = ['--config.train.num_steps=30', '--config.checkpoint_every_steps=10', '--config.mesh.num_devices=1']
+EVERY_10 = ['--config.checkpoint_every_steps=10', '--config.mesh.num_devices=1']  # launch.py's runs here
 
 
 @pytest.fixture(scope='module')
@@ -29,7 +29,7 @@ def runs(tmp_path_factory):
   bits between a process with 4 CPU devices (this one) and one with 1 (launch.py's)."""
   base = tmp_path_factory.mktemp('integrity')
   for name, steps in (('at20', 20), ('whole', 30)):
-    r = launch(base / name, f'--config.train.num_steps={steps}', *RESUME[1:])
+    r = launch(base / name, f'--config.train.num_steps={steps}', *EVERY_10)
     assert r.returncode == 0, r.stderr[-2000:]
   exp = train.setup(ring(30, checkpoint_every_steps=10))
   at10, _ = Checkpoints(str(base / 'at20'), read_only=True).restore(10, exp.init_state)
@@ -60,7 +60,7 @@ def test_damaged_run_reports_one_line_and_ends_bit_identical_to_an_uninterrupted
   wd = tmp_path / 'wd'
   shutil.copytree(base / 'at20', wd)
   bit_flip(str(wd / 'checkpoints' / '20'))
-  r = launch(wd, *RESUME)
+  r = launch(wd, '--config.train.num_steps=30', *EVERY_10)
   assert r.returncode == 0 and 'Traceback' not in r.stderr, r.stderr[-2000:]
   assert 'The checkpoint at step 20' in r.stderr and 'changed since it was saved' in r.stderr
   assert 'Resumed from the checkpoint at step 10' in r.stderr
@@ -74,7 +74,7 @@ def test_no_intact_checkpoint_is_a_one_line_error_and_nothing_is_moved(runs, tmp
   truncate(str(wd / 'checkpoints' / '20'))
   bit_flip(str(wd / 'checkpoints' / '10'))
   before = sorted(os.listdir(wd / 'checkpoints'))
-  r = launch(wd, *RESUME)
+  r = launch(wd, '--config.train.num_steps=30', *EVERY_10)
   assert r.returncode == 2 and 'Traceback' not in r.stderr, r.stderr[-2000:]
   last = r.stderr.strip().splitlines()[-1]
   assert last.startswith('error: no intact checkpoint') and 'step 20' in last and 'step 10' in last, last
@@ -120,7 +120,7 @@ def test_a_checkpoint_written_before_d_ema_resumes_bit_identical(runs, tmp_path)
   ckpt.wait()
   ckpt.close()
   assert not (wd / 'checkpoints' / '10' / 'state' / 'd_ema').exists()
-  r = launch(wd, *RESUME)
+  r = launch(wd, '--config.train.num_steps=30', *EVERY_10)
   assert r.returncode == 0 and 'Traceback' not in r.stderr, r.stderr[-2000:]
   assert 'Resumed from the checkpoint at step 10' in r.stderr and 'damaged' not in r.stderr, r.stderr[-2000:]
   resumed, _ = Checkpoints(str(wd), read_only=True).restore(30, exp.init_state)
