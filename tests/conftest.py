@@ -102,6 +102,11 @@ def tiny_paper_config(config):
   return config
 
 
+def jit_apply(module):
+  """module.apply as one program: op by op, each layer and random draw compiles on its own."""
+  return jax.jit(module.apply, static_argnames=('train', 'capture_intermediates', 'mutable'))
+
+
 def dispatches(spec, state, batches, n, api='pmap'):
   """(state, metrics) after one dispatch of the training loop's program (step.make_train_steps)
   per element of `batches` on the first n devices (`api`: 'pmap' or 'shard_map'). Each element is

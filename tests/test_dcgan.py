@@ -11,7 +11,7 @@ import pytest
 from configs import mnist_dcgan
 from gan_jax import models
 from gan_jax.errors import UserError
-from tests.test_models import _apply
+from tests.conftest import jit_apply
 
 # The dcgan pair's layout, written out: image side -> (start map side, stride-2 stages).
 DCGAN_LAYOUTS = {28: (7, 2), 32: (4, 3), 56: (7, 3), 64: (4, 4), 112: (7, 4), 128: (4, 5)}
@@ -53,7 +53,8 @@ def test_dcgan_sizes_and_stage_counts():
 @pytest.mark.parametrize('size,channels,width', [(28, 1, 16), (32, 3, 16), (56, 3, 8), (64, 1, 8),
                                                  (112, 1, 8), (128, 3, 8)])
 def test_dcgan_shapes_and_parameter_counts(size, channels, width):
-  """Shapes only (jax.eval_shape runs nothing); test_shapes_and_ranges runs the configs' models."""
+  """Shapes only (jax.eval_shape runs nothing); test_models.py's test_shapes_and_ranges runs the
+  configs' models."""
   shape, noise_dim = (size, size, channels), 20
   g, d = models.DCGANGenerator(shape, width=width), models.DCGANDiscriminator(width=width)
   z = jax.ShapeDtypeStruct((3, noise_dim), jnp.float32)
@@ -106,7 +107,7 @@ def test_dcgan_generator_norm_groups(norm_groups):
   params = jax.jit(g.init)(jax.random.PRNGKey(1), z)
   norms = sorted(k for k in params['params'] if k.startswith('GroupNorm'))
   assert len(norms) == (0 if norm_groups == 0 else 2)
-  _, seen = _apply(g)(params, z, capture_intermediates=_is_group_norm, mutable=('intermediates',))
+  _, seen = jit_apply(g)(params, z, capture_intermediates=_is_group_norm, mutable=('intermediates',))
   channels = []
   for name in norms:
     x = np.asarray(seen['intermediates'][name]['__call__'][0])  # scale 1, bias 0 at init

@@ -9,12 +9,7 @@ from configs import cifar10, fashion_mnist_dcgan, mnist, mnist_dcgan, mnist_semi
 from gan_jax import models, step
 from gan_jax.errors import UserError
 from gan_jax.optim import make_optimizer
-from tests.conftest import dispatches, tiny_paper_config
-
-
-def _apply(module):
-  """module.apply as one program: op by op, each layer and random draw compiles on its own."""
-  return jax.jit(module.apply, static_argnames=('train', 'capture_intermediates', 'mutable'))
+from tests.conftest import dispatches, jit_apply, tiny_paper_config
 
 
 @pytest.mark.parametrize('get_config,shape', [(mnist.get_config, (28, 28, 1)),
@@ -101,7 +96,7 @@ def test_improved_gan_d_noise_per_layer_only_in_training():
   training, read from the noise layers' own inputs and outputs; nothing added in evaluation."""
   c = mnist_semi_supervised.get_config()
   d = models.make_models(c.model, (28, 28, 1))[1]
-  apply = _apply(d)
+  apply = jit_apply(d)
   x = jax.random.uniform(jax.random.PRNGKey(0), (64, 28, 28, 1))
   params = jax.jit(d.init)(jax.random.PRNGKey(1), x)
   assert apply(params, x).shape == (64, 10)
@@ -257,7 +252,7 @@ def test_improved_gan_g_against_a_hand_computation():
     h = np.log1p(np.exp(h))
   v = np.asarray(params['out']['kernel'], np.float64)
   logits = h @ (v * np.asarray(params['out']['scale']) / np.sqrt((v ** 2).sum(0) + 1e-6)) + np.asarray(params['out']['bias'])
-  apply = _apply(g)
+  apply = jit_apply(g)
   x = apply({'params': params}, z)
   assert x.shape == (64, 28, 28, 1)
   np.testing.assert_allclose(np.asarray(x).reshape(64, -1), 1 / (1 + np.exp(-logits)), rtol=1e-4, atol=1e-6)
