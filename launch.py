@@ -86,6 +86,9 @@ def main(argv):
       evaluate.evaluate(train.setup(config, training=False), workdir, FLAGS.step)
     else:
       evaluate.sample(train.setup(config, training=False), workdir, FLAGS.step)
+  except KeyboardInterrupt:  # a second signal: training's first one stops at a step boundary
+    print('Interrupted.', file=sys.stderr)
+    sys.exit(130)
   except UserError as e:  # a diverged run (NonFiniteError) exits 3, other fixable problems 2
     print(f'error: {e}', file=sys.stderr)
     sys.exit(3 if isinstance(e, NonFiniteError) else 2)

@@ -1,7 +1,9 @@
 """Training an experiment (gan_jax/experiment.py builds it from the config): resume, Algorithm 1's
 loop with progress, periodic evaluation, checkpoints and agreed stops, then the final evaluation.
 `launch.py` calls `train_and_evaluate`."""
+import contextlib
 import json
+import os
 import signal
 
 import jax
@@ -59,7 +61,9 @@ def write_samples(exp: Experiment, g_params, step_num: int, workdir: str, writer
 
 class StopSignals:
   """SIGINT/SIGTERM ask the loop to stop at the next step boundary (then it checkpoints).
-  A second signal interrupts at once."""
+  A second signal interrupts at once. Held from setup on: a signal during data preparation,
+  restore or the first compile is kept for the first boundary instead of landing as a
+  KeyboardInterrupt in library code (some of which swallows it)."""
 
   def __enter__(self):
     self.requested = None
@@ -75,6 +79,9 @@ class StopSignals:
     if self.requested:
       raise KeyboardInterrupt
     self.requested = signal.Signals(signum).name
+    # os.write, not logging: a handler may run while the logging lock is held in this thread
+    os.write(2, f'{self.requested}: stopping with a checkpoint at the next step boundary '
+                '(send it again to stop at once).\n'.encode())
 
   def __exit__(self, *exc):
     for sig, handler in self._previous.items():
@@ -116,22 +123,23 @@ def train_and_evaluate(config, workdir: str):
   """Trains per the config, resuming from the newest checkpoint in workdir; with eval.at_end, then
   evaluates the final checkpoint once on eval.split and prints the Table 1 row. Returns the final
   state (host copy)."""
-  exp = setup(config)
-  files.check_writable(workdir, jax.process_index())  # before any work
-  save_labelled_indices(exp, workdir)
-  ckpt = Checkpoints(workdir, config.max_checkpoints_to_keep, config.keep_checkpoints_every_steps)
-  try:
-    state, train_seconds = restore_or_init(exp, ckpt)
-    final, outcome = train(exp, ckpt, state, workdir, train_seconds)
-  finally:
-    ckpt.wait()
-    ckpt.close()
+  with StopSignals() as stop:  # from the start: a signal during setup stops at the first boundary
+    exp = setup(config)
+    files.check_writable(workdir, jax.process_index())  # before any work
+    save_labelled_indices(exp, workdir)
+    ckpt = Checkpoints(workdir, config.max_checkpoints_to_keep, config.keep_checkpoints_every_steps)
+    try:
+      state, train_seconds = restore_or_init(exp, ckpt)
+      final, outcome = train(exp, ckpt, state, workdir, train_seconds, stop)
+    finally:
+      ckpt.wait()
+      ckpt.close()
   if config.eval.at_end and outcome != 'stopped' and not evaluate.evaluated(workdir, int(final.step)):
     evaluate_at_end(config, workdir, int(final.step))
   return final
 
 
-def train(exp, ckpt, state, workdir, train_seconds=0.0):
+def train(exp, ckpt, state, workdir, train_seconds=0.0, stop=None):
   """Algorithm 1 from `state` to train.num_steps or the time budget, logging, evaluating and
   saving at their intervals; a signal stops it at the next step boundary. Returns the final
   state and why training ended: 'finished', 'budget', 'stopped' (a signal) or 'complete' (there
@@ -154,7 +162,7 @@ def train(exp, ckpt, state, workdir, train_seconds=0.0):
   agree = exp.dp.any_process()
   done, saved, pending, signalled, budget_hit = start, start, None, 0, 0
   due = lambda every: done % every == 0 or done == num_steps
-  with StopSignals() as stop:
+  with contextlib.nullcontext(stop) if stop else StopSignals() as stop:
     while done < num_steps:
       over_budget = budget is not None and clock.train_seconds() >= 60 * budget
       batches = jax.tree.map(lambda *b: np.stack(b, axis=1), *[next(exp.iterator) for _ in range(per_call)])

@@ -76,6 +76,22 @@ def test_sigterm_saves_the_current_step_and_exits_0(tmp_path):
   assert stopped >= 100 and str(stopped) in os.listdir(tmp_path / 'wd' / 'checkpoints')
 
 
+def test_sigint_during_setup_stops_at_the_first_step_boundary_with_a_checkpoint(tmp_path):
+  # the signal lands while the data, the initial state and the first step are being prepared,
+  # where a KeyboardInterrupt used to end inside library code (or be swallowed by it)
+  log = tmp_path / 'run.log'
+  with open(log, 'w') as out:
+    proc = launcher.Popen(cmd(tmp_path / 'wd', '--config.train.num_steps=1000000'), cwd=ROOT, stdout=out, stderr=out)
+    wait_for(proc, 'train: workdir', log)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=120) == 0, log.read_text()[-2000:]
+  text = log.read_text()
+  assert 'SIGINT: stopping with a checkpoint at the next step boundary' in text
+  stopped = int(text.split('Stopped by SIGINT at step ')[1].split(';')[0])
+  assert 0 < stopped <= 2 * ring2d.get_config().train.steps_per_call, text[-2000:]
+  assert str(stopped) in os.listdir(tmp_path / 'wd' / 'checkpoints')
+
+
 def test_non_finite_step_stops_and_keeps_the_last_good_checkpoint(tmp_path):
   wd = tmp_path / 'wd'
   assert run(wd, '--config.train.num_steps=200', '--config.checkpoint_every_steps=50').returncode == 0
