@@ -1,7 +1,6 @@
 """Training an experiment (gan_jax/experiment.py builds it from the config): resume, Algorithm 1's
 loop with progress, periodic evaluation, checkpoints and agreed stops, then the final evaluation.
 `launch.py` calls `train_and_evaluate`."""
-import contextlib
 import json
 import os
 import signal
@@ -123,7 +122,7 @@ def train_and_evaluate(config, workdir: str):
   """Trains per the config, resuming from the newest checkpoint in workdir; with eval.at_end, then
   evaluates the final checkpoint once on eval.split and prints the Table 1 row. Returns the final
   state (host copy)."""
-  with StopSignals() as stop:  # from the start: a signal during setup stops at the first boundary
+  with StopSignals() as stop:
     exp = setup(config)
     files.check_writable(workdir, jax.process_index())  # before any work
     save_labelled_indices(exp, workdir)
@@ -139,11 +138,11 @@ def train_and_evaluate(config, workdir: str):
   return final
 
 
-def train(exp, ckpt, state, workdir, train_seconds=0.0, stop=None):
+def train(exp, ckpt, state, workdir, train_seconds, stop):
   """Algorithm 1 from `state` to train.num_steps or the time budget, logging, evaluating and
-  saving at their intervals; a signal stops it at the next step boundary. Returns the final
-  state and why training ended: 'finished', 'budget', 'stopped' (a signal) or 'complete' (there
-  was nothing to train)."""
+  saving at their intervals; a signal (`stop`, the caller's StopSignals) stops it at the next
+  step boundary. Returns the final state and why training ended: 'finished', 'budget',
+  'stopped' (a signal) or 'complete' (there was nothing to train)."""
   config = exp.config
   start, num_steps, per_call = int(state.step), config.train.num_steps, config.train.steps_per_call
   if start % per_call:
@@ -162,33 +161,32 @@ def train(exp, ckpt, state, workdir, train_seconds=0.0, stop=None):
   agree = exp.dp.any_process()
   done, saved, pending, signalled, budget_hit = start, start, None, 0, 0
   due = lambda every: done % every == 0 or done == num_steps
-  with contextlib.nullcontext(stop) if stop else StopSignals() as stop:
-    while done < num_steps:
-      over_budget = budget is not None and clock.train_seconds() >= 60 * budget
-      batches = jax.tree.map(lambda *b: np.stack(b, axis=1), *[next(exp.iterator) for _ in range(per_call)])
-      rstate, metrics = p_steps(rstate, exp.dp.batch(batches))
-      reasons = agree([bool(stop.requested), over_budget])
-      done += per_call
-      verified.add(done, metrics)
-      if due(config.log_every_steps):
-        log_progress(meter, writer, done, verified.now())
-      if due(config.eval_every_steps):
-        trained = clock.train_seconds()  # read before the pause: inside it, the pause counts
-        with clock.paused():
-          evaluate_periodically(exp, rstate, done, workdir, writer, eval_cache, trained)
-      if due(config.checkpoint_every_steps):
-        trained = clock.train_seconds()
-        with clock.paused():
-          verified.now()
-          save(ckpt, exp, rstate, done, trained)
-          saved = done
-      signalled, budget_hit = exp.dp.unreplicate(pending) if pending is not None else (0, 0)
-      pending = reasons
-      if signalled or budget_hit:
-        break
-    verified.now()
-    if done != saved:
-      save(ckpt, exp, rstate, done, clock.train_seconds())
+  while done < num_steps:
+    over_budget = budget is not None and clock.train_seconds() >= 60 * budget
+    batches = jax.tree.map(lambda *b: np.stack(b, axis=1), *[next(exp.iterator) for _ in range(per_call)])
+    rstate, metrics = p_steps(rstate, exp.dp.batch(batches))
+    reasons = agree([bool(stop.requested), over_budget])
+    done += per_call
+    verified.add(done, metrics)
+    if due(config.log_every_steps):
+      log_progress(meter, writer, done, verified.now())
+    if due(config.eval_every_steps):
+      trained = clock.train_seconds()  # read before the pause: inside it, the pause counts
+      with clock.paused():
+        evaluate_periodically(exp, rstate, done, workdir, writer, eval_cache, trained)
+    if due(config.checkpoint_every_steps):
+      trained = clock.train_seconds()
+      with clock.paused():
+        verified.now()
+        save(ckpt, exp, rstate, done, trained)
+        saved = done
+    signalled, budget_hit = exp.dp.unreplicate(pending) if pending is not None else (0, 0)
+    pending = reasons
+    if signalled or budget_hit:
+      break
+  verified.now()
+  if done != saved:
+    save(ckpt, exp, rstate, done, clock.train_seconds())
   outcome = report_end(stop, signalled, budget_hit, budget, start, done, num_steps)
   ckpt.wait()
   final = exp.dp.unreplicate(rstate)
