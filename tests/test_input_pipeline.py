@@ -11,7 +11,7 @@ import tensorflow_datasets as tfds
 
 from configs import default, mnist
 from gan_jax import data
-from gan_jax.data import folder, pipeline, records, synthetic, tfds_source
+from gan_jax.data import folder, index_shuffle, pipeline, records, synthetic, tfds_source
 from gan_jax.errors import UserError
 
 
@@ -131,6 +131,55 @@ def test_epochs_are_permutations_and_resume_is_exact():
   resumed.set_state(saved)
   for e in expected:
     np.testing.assert_array_equal(next(resumed), e)
+
+
+# sizes far below grain's smallest block (2^16 values) and on each side of a block-size boundary,
+# powers of two (grain's block then drops the top bit of max_index: positions collide, and the
+# batched form must collide alike), MNIST's, ImageNet's, and sizes past 2^32
+SHUFFLE_SIZES = (1, 2, 3, 5, 103, 257, 12000, 50000, 65535, 65536, 65537, 65538, 131073, 1281167,
+                 2**20 + 1, 10**7, 2**31 + 5, 2**40 + 3)
+
+
+@pytest.mark.parametrize('n', SHUFFLE_SIZES)
+def test_batched_index_shuffle_equals_grains_position_by_position(n):
+  """index_shuffle (positions walked as grain walks them; used above pipeline.StepIndices'
+  WHOLE_EPOCH, where the walks are short) and permutation (an epoch whole) against grain's C++
+  index_shuffle, called a position at a time."""
+  from grain._src.python.experimental.index_shuffle.python import index_shuffle_module as grain_shuffle
+  rng = np.random.default_rng(n)
+  positions = np.unique(np.concatenate([np.arange(min(n, 200)), rng.integers(0, n, 300), [n - 1]]))
+  for seed in (0, 1, 2**31, 2**32 - 1, int(rng.integers(2**32))):
+    grains = [grain_shuffle.index_shuffle(int(i), max_index=n - 1, seed=seed, rounds=4) for i in positions]
+    if n > 2**15:
+      np.testing.assert_array_equal(index_shuffle.index_shuffle(positions, n - 1, seed), grains, f'n={n} seed={seed}')
+    if n <= 2 * pipeline.StepIndices.WHOLE_EPOCH:
+      np.testing.assert_array_equal(index_shuffle.permutation(n, seed)[positions], grains, f'n={n} seed={seed}')
+
+
+@pytest.mark.parametrize('n, batch, k, seed', [(103, 10, 3, 5), (1000, 64, 2, 1), (50000, 100, 1, 0),
+                                                (60000, 256, 4, 2**32 + 7), (7, 7, 2, 3)])
+def test_step_indices_are_grains_shuffle_batch_repeat_batch(n, batch, k, seed, monkeypatch):
+  """The pipeline's indices are those grain's own transformations give, over several epochs (an
+  epoch boundary inside a step with k > 1 included), whether an epoch is drawn whole or a step at
+  a time (as above WHOLE_EPOCH); an iterator state saved by grain's composed pipeline resumes
+  into this one."""
+  import grain
+  composed = (grain.MapDataset.range(n).shuffle(seed=seed % 2**32).batch(batch, drop_remainder=True)
+              .repeat().batch(k, drop_remainder=True))
+  expected = {s: np.asarray(composed[s]) for s in [*range(2 * n // (batch * k) + 2), 12345]}
+  for whole_epoch in (pipeline.StepIndices.WHOLE_EPOCH, 0) if n > 2**15 else (n,):
+    monkeypatch.setattr(pipeline.StepIndices, 'WHOLE_EPOCH', whole_epoch)
+    ours = pipeline.StepIndices(n, batch, k, seed)
+    for s, indices in expected.items():
+      got = ours(s)
+      assert got.dtype == indices.dtype, s
+      np.testing.assert_array_equal(got, indices, f'step {s}')
+  old = iter(composed.to_iter_dataset())
+  for _ in range(3):
+    next(old)
+  resumed = pipeline.train_iterator(_index_source(n), batch, k, 1, 0, 1, seed=seed)
+  resumed.set_state(old.get_state())
+  np.testing.assert_array_equal(next(resumed)[0, ..., 0], next(old))
 
 
 def test_hosts_and_devices_see_one_global_batch():

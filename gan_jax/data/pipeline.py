@@ -1,7 +1,12 @@
 """Training batches as a grain pipeline over a random-access source.
 
-    range(N) → shuffle (seed; grain reseeds every epoch) → global batches of indices
+    range(N) → shuffle (seed; reseeded every epoch) → global batches of indices
     (drop_remainder, per epoch) → repeat → k per step → this host's devices' rows → read
+
+The indices are exactly those of grain's `MapDataset.range(N).shuffle(seed).batch(B,
+drop_remainder=True).repeat().batch(k, drop_remainder=True)`, drawn a step at a time
+(`StepIndices`, with `index_shuffle`'s batched form of grain's shuffle) instead of an example at a
+time: ~25 µs an example less, a third of a toy model's step.
 
 Every host builds the same global index batches and reads only its own devices' rows, so the
 global batch of a step does not depend on how it is split over hosts and devices. Each element
@@ -10,9 +15,12 @@ is one train_step's input, [local_devices, k, per_device_batch, *example_shape],
 int32 class labels [local_devices, k, per_device_batch]. The iterator is grain's: its state is exact and
 goes into the checkpoint, so a resumed run sees exactly the batches an uninterrupted one would.
 """
+import sys
+
 import grain
 import numpy as np
 
+from gan_jax.data import index_shuffle
 from gan_jax.errors import UserError
 
 SCALES = ('unit', 'symmetric', 'none')
@@ -38,6 +46,38 @@ def to_unit(x, kind: str):
 def from_unit(x, kind: str):
   """[0, 1] pixels into the model's range: to_unit's inverse."""
   return x * 2.0 - 1.0 if kind == 'symmetric' else x
+
+
+class StepIndices:
+  """Step s → its [k, global_batch] example indices (see the module doc): update u of step s is
+  global batch s·k + u of the repeated epochs, each epoch shuffled with seed + epoch."""
+
+  # up to this many examples an epoch's order is drawn whole (~10 ms up to 65,536, ~0.2 s at the
+  # most), then sliced; above it, positions are walked a step at a time
+  WHOLE_EPOCH = 1 << 19
+
+  def __init__(self, num_examples: int, global_batch: int, k: int, seed: int):
+    self.n, self.batch, self.k, self.seed = num_examples, global_batch, k, seed % 2**32
+    self.per_epoch = num_examples // global_batch
+    self._orders = {}  # the last two epochs' orders, by seed
+
+  def _shuffled(self, positions, seed):
+    if self.n > self.WHOLE_EPOCH:
+      return index_shuffle.index_shuffle(positions, self.n - 1, seed)
+    order = self._orders.get(seed)
+    if order is None:  # replaced whole, not mutated: safe to read from several threads
+      order = index_shuffle.permutation(self.n, seed)
+      self._orders = dict(list(self._orders.items())[-1:]) | {seed: order}
+    return order[positions]
+
+  def __call__(self, s):
+    epoch, in_epoch = np.divmod(int(s) * self.k + np.arange(self.k), self.per_epoch)
+    positions = in_epoch[:, None] * self.batch + np.arange(self.batch)
+    out = np.empty(positions.shape, np.int64)
+    for e in np.unique(epoch):
+      rows = epoch == e
+      out[rows] = self._shuffled(positions[rows], (self.seed + int(e)) % 2**32)
+    return out
 
 
 class _ReadRows:
@@ -82,8 +122,7 @@ def train_iterator(source, global_batch: int, k: int, num_devices: int, device_o
   if len(source) < global_batch:
     raise UserError(f'the training split has {len(source)} examples, fewer than one batch of {global_batch}.')
   rows = slice(device_offset, device_offset + local_devices)
-  ds = (grain.MapDataset.range(len(source)).shuffle(seed=seed % 2**32)
-        .batch(global_batch, drop_remainder=True).repeat().batch(k, drop_remainder=True)
+  ds = (grain.MapDataset.range(sys.maxsize // k).map(StepIndices(len(source), global_batch, k, seed))
         .map(_ReadRows(source, num_devices, global_batch // num_devices, rows, labels, labelled)))
   options = grain.ReadOptions(num_threads=1 if prefetch else 0, prefetch_buffer_size=prefetch)
   return iter(ds.to_iter_dataset(options))
