@@ -167,7 +167,7 @@ def test_step_indices_are_grains_shuffle_batch_repeat_batch(n, batch, k, seed, m
   composed = (grain.MapDataset.range(n).shuffle(seed=seed % 2**32).batch(batch, drop_remainder=True)
               .repeat().batch(k, drop_remainder=True))
   expected = {s: np.asarray(composed[s]) for s in [*range(2 * n // (batch * k) + 2), 12345]}
-  for whole_epoch in (pipeline.StepIndices.WHOLE_EPOCH, 0) if n > 2**15 else (n,):
+  for whole_epoch in (pipeline.StepIndices.WHOLE_EPOCH, 0) if n > 2**15 else (pipeline.StepIndices.WHOLE_EPOCH,):
     monkeypatch.setattr(pipeline.StepIndices, 'WHOLE_EPOCH', whole_epoch)
     ours = pipeline.StepIndices(n, batch, k, seed)
     for s, indices in expected.items():

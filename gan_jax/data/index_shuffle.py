@@ -16,10 +16,10 @@ ROUNDS = 4  # what grain's MapDataset.shuffle asks for
 
 
 @functools.lru_cache(maxsize=64)
-def round_keys(seed: int, rounds: int = ROUNDS) -> tuple[int, ...]:
-  """std::seed_seq{seed}.generate(rounds keys): grain's key schedule, as C++ specifies
+def round_keys(seed: int) -> tuple[int, ...]:
+  """std::seed_seq{seed}.generate(ROUNDS keys): grain's key schedule, as C++ specifies
   seed_seq's generate ([rand.util.seedseq])."""
-  n, v = rounds, [seed & _M32]
+  n, v = ROUNDS, [seed & _M32]
   s = len(v)
   t = 11 if n >= 623 else 7 if n >= 68 else 5 if n >= 39 else 3 if n >= 7 else (n - 1) // 2
   p, m = (n - t) // 2, max(s + 1, n)
@@ -46,12 +46,12 @@ def _word_bits(max_index: int) -> int:
   return max(block + block % 2, 16) // 2
 
 
-def _encrypt(v, w: int, seed: int, rounds: int):
+def _encrypt(v, w: int, seed: int):
   """grain's Simon cipher on 2w-bit blocks (uint64 array); bits above 2w are dropped, as its
   std::bitset<w> words drop them."""
   u = np.uint64
   mask = u((1 << w) - 1)
-  keys = [u(k) & mask for k in round_keys(seed, rounds)]
+  keys = [u(k) & mask for k in round_keys(seed)]
   shifts = [(u(r), u(w - r)) for r in (1, 8, 2)]
 
   def f(x):  # Simon's round function on w-bit words: (x <<< 1 & x <<< 8) ^ x <<< 2
@@ -65,23 +65,21 @@ def _encrypt(v, w: int, seed: int, rounds: int):
   return (left << u(w)) | right
 
 
-def index_shuffle(index, max_index: int, seed: int, rounds: int = ROUNDS) -> np.ndarray:
-  """Where grain's `index_shuffle(i, max_index, seed, rounds)` sends each i in `index` (an int
-  array with values in [0, max_index]), as int64. Cycle-walks each position, as grain does: for
+def index_shuffle(index, max_index: int, seed: int) -> np.ndarray:
+  """Where grain's `index_shuffle(i, max_index, seed, rounds=4)` sends each i in `index` (an int
+  array with values in [0, max_index], max_index > 0), as int64. Cycle-walks each position, as grain does: for
   max_index far below grain's 2^16-value minimum block that takes many passes (`permutation`)."""
   out = np.asarray(index, np.uint64).copy()
-  if max_index == 0:
-    return np.zeros(out.shape, np.int64)
   w, top = _word_bits(max_index), np.uint64(max_index)
   flat, todo = out.reshape(-1), np.arange(out.size)
   while todo.size:  # encrypt again until the value lands in [0, max_index]
-    v = _encrypt(flat[todo], w, seed, rounds)
+    v = _encrypt(flat[todo], w, seed)
     flat[todo] = v
     todo = todo[v > top]
   return out.astype(np.int64)
 
 
-def permutation(n: int, seed: int, rounds: int = ROUNDS) -> np.ndarray:
+def permutation(n: int, seed: int) -> np.ndarray:
   """[index_shuffle(i, n - 1, seed) for i in range(n)]: the cipher once over its whole block,
   then each value's landing point in [0, n) by pointer doubling, so a small n costs no more than
   grain's 2^16-value minimum block."""
@@ -89,7 +87,7 @@ def permutation(n: int, seed: int, rounds: int = ROUNDS) -> np.ndarray:
     return np.zeros(1, np.int64)
   w, top = _word_bits(n - 1), np.uint64(n - 1)
   block = np.arange(1 << (2 * w), dtype=np.uint64)
-  encrypted = _encrypt(block, w, seed, rounds)
+  encrypted = _encrypt(block, w, seed)
   landing = np.where(block <= top, block, encrypted)  # after 2^t doublings: 2^t steps of the walk
   for _ in range(2 * w):
     landing = landing[landing]
