@@ -15,6 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from gan_jax.models.layers import conv_lecun_normal
+
 
 def max_pool_2x2(x):
   """nn.max_pool(x, (2, 2), (2, 2)) on NHWC `x` of even height and width, as a max over reshaped
@@ -29,8 +31,8 @@ class Classifier(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    x = max_pool_2x2(nn.relu(nn.Conv(32, (3, 3))(x)))
-    x = max_pool_2x2(nn.relu(nn.Conv(64, (3, 3))(x)))
+    x = max_pool_2x2(nn.relu(nn.Conv(32, (3, 3), kernel_init=conv_lecun_normal())(x)))
+    x = max_pool_2x2(nn.relu(nn.Conv(64, (3, 3), kernel_init=conv_lecun_normal())(x)))
     features = nn.relu(nn.Dense(128)(x.reshape(x.shape[0], -1)))
     h = nn.Dropout(0.3, deterministic=not train)(features)
     return nn.Dense(self.num_classes)(h), features

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from gan_jax.errors import UserError
-from gan_jax.models.layers import output_activation, with_label
+from gan_jax.models.layers import conv_lecun_normal, output_activation, with_label
 
 # The dcgan pair grows (G) or shrinks (D) a small square map by stride-2 stages. A 4×4 start gives
 # the powers of two, a 7×7 start the MNIST family (28 = 7·2², 56, 112); the two never make the same
@@ -130,7 +130,7 @@ class ConvTranspose4x4Stride2(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    kernel = self.param('kernel', nn.initializers.lecun_normal(), (4, 4, x.shape[-1], self.features))
+    kernel = self.param('kernel', conv_lecun_normal(), (4, 4, x.shape[-1], self.features))
     bias = self.param('bias', nn.initializers.zeros_init(), (self.features,))
     return conv_transpose_4x4_stride_2(x, kernel) + bias
 
@@ -194,7 +194,7 @@ class DCGANDiscriminator(nn.Module):
     if cond is not None:
       raise NotImplementedError('the dcgan D takes no conditioning vector; use the MLP pair')
     for i in range(dcgan_num_blocks(_square_side(x.shape[-3:]))):
-      conv = nn.Conv(self.width * 2 ** i, (4, 4), strides=(2, 2),
+      conv = nn.Conv(self.width * 2 ** i, (4, 4), strides=(2, 2), kernel_init=conv_lecun_normal(),
                      conv_general_dilated=conv_hook_4x4_stride_2)
       x = nn.leaky_relu(conv(x), 0.2)
     features = x.reshape(x.shape[0], -1)
