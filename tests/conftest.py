@@ -90,6 +90,13 @@ def wait_for(proc, text, log, timeout=120):
   raise AssertionError(f'{text!r} not seen in {timeout} s:\n{log.read_text()[-2000:]}')
 
 
+def flat_draw(draw, key, shape, **kwargs):
+  """draw(key, shape) (jax.random.normal, uniform, ...), the same values drawn flat and reshaped:
+  XLA:CPU compiles a draw over an image batch's or a kernel's four axes ~4x slower
+  (benchmarks/draw_compile.py)."""
+  return draw(key, (int(np.prod(shape)),), **kwargs).reshape(shape)
+
+
 def tiny_paper_config(config):
   """The paper's MNIST architecture, narrowed so tests run in seconds."""
   config.model.g_kwargs.hidden = (64, 64) if config.model.generator == 'improved_gan' else 64

@@ -15,7 +15,7 @@ from gan_jax.data.synthetic import ring2d_modes
 from gan_jax.games import BiGAN
 from gan_jax.optim import make_optimizer
 from gan_jax.games import players
-from tests.conftest import dispatches, tiny_paper_config
+from tests.conftest import dispatches, flat_draw, tiny_paper_config
 
 SHAPE = (8, 8, 1)
 
@@ -31,7 +31,7 @@ def test_generator_player_is_g_and_e_and_its_loss_is_the_swapped_labels():
   spec = _toy_spec()
   state = step.create_state(spec, 0, SHAPE)
   assert set(state.g_params) == {'g', 'e'} and set(state.g_ema) == {'g', 'e'}
-  x = jax.random.uniform(jax.random.PRNGKey(1), (16,) + SHAPE)
+  x = flat_draw(jax.random.uniform, jax.random.PRNGKey(1), (16,) + SHAPE)
   key = jax.random.PRNGKey(2)
   z = players.noise(spec, players.example_keys(spec, key, 16, 0))
   d = lambda images, codes: spec.d.apply(state.d_params, images, None, codes)  # no dropout in toy D

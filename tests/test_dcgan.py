@@ -11,7 +11,7 @@ import pytest
 from configs import mnist_dcgan
 from gan_jax import models
 from gan_jax.errors import UserError
-from tests.conftest import jit_apply
+from tests.conftest import flat_draw, jit_apply
 
 # The dcgan pair's layout, written out: image side -> (start map side, stride-2 stages).
 DCGAN_LAYOUTS = {28: (7, 2), 32: (4, 3), 56: (7, 3), 64: (4, 4), 112: (7, 4), 128: (4, 5)}
@@ -138,14 +138,14 @@ def test_dcgan_convolutions_equal_flax_convolutions():
   """The matmul convolutions start from nn.Conv's and nn.ConvTranspose's initial parameters and
   compute their results, gradients and second derivatives (R1's) from the same parameters."""
   key = iter(jax.random.split(jax.random.PRNGKey(0), 6))
-  params = lambda cin, cout: {'params': {'kernel': jax.random.normal(next(key), (4, 4, cin, cout)),
+  params = lambda cin, cout: {'params': {'kernel': flat_draw(jax.random.normal, next(key), (4, 4, cin, cout)),
                                          'bias': jax.random.normal(next(key), (cout,))}}
   up = (models.ConvTranspose4x4Stride2(6), nn.ConvTranspose(6, (4, 4), strides=(2, 2)))
   down = (nn.Conv(6, (4, 4), strides=(2, 2), kernel_init=models.conv_lecun_normal(),
                   conv_general_dilated=models.conv_hook_4x4_stride_2),
           nn.Conv(6, (4, 4), strides=(2, 2)))
-  for pair, x in ((up, jax.random.normal(next(key), (2, 7, 7, 5))),
-                  (down, jax.random.normal(next(key), (2, 14, 14, 5)))):
+  for pair, x in ((up, flat_draw(jax.random.normal, next(key), (2, 7, 7, 5))),
+                  (down, flat_draw(jax.random.normal, next(key), (2, 14, 14, 5)))):
     p = params(5, 6)
     # the same initial parameters bit for bit (ours draw each kernel as its [fan_in, out] matrix:
     # XLA:CPU compiles a draw over a kernel's four axes ~6x slower)

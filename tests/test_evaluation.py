@@ -14,7 +14,7 @@ from gan_jax.eval import metrics, parzen
 from gan_jax.data import synthetic
 from gan_jax.errors import UserError
 from tests import launcher
-from tests.conftest import ROOT, tiny_paper_config
+from tests.conftest import ROOT, flat_draw, tiny_paper_config
 
 
 def brute_force_parzen(points, samples, sigma):
@@ -150,8 +150,8 @@ def test_classifier_pooling_equals_flax_max_pool_in_value_and_gradient():
   each window's largest input (random inputs, no ties)."""
   import flax.linen as nn
   from gan_jax.eval import classifier
-  x = jax.random.normal(jax.random.PRNGKey(0), (3, 8, 6, 5))
-  weights = jax.random.normal(jax.random.PRNGKey(1), (3, 4, 3, 5))
+  x = flat_draw(jax.random.normal, jax.random.PRNGKey(0), (3, 8, 6, 5))
+  weights = flat_draw(jax.random.normal, jax.random.PRNGKey(1), (3, 4, 3, 5))
   ours, flax_pool = classifier.max_pool_2x2, lambda v: nn.max_pool(v, (2, 2), (2, 2))
   np.testing.assert_array_equal(ours(x), flax_pool(x))
   grad = lambda pool: jax.grad(lambda v: (pool(v) * weights).sum())(x)

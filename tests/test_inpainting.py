@@ -10,7 +10,7 @@ import pytest
 from configs import mnist_inpainting
 from gan_jax import models, step, train
 from gan_jax.games import inpainting
-from tests.conftest import tiny_paper_config
+from tests.conftest import flat_draw, tiny_paper_config
 
 SHAPE = (28, 28, 1)
 
@@ -27,7 +27,7 @@ def test_masks_hide_what_they_name_and_completions_keep_what_was_seen():
   c = tiny_paper_config(mnist_inpainting.get_config())
   g, _ = models.make_models(c.model, SHAPE)
   params = g.init(jax.random.PRNGKey(1), jnp.zeros((1, 100)), None, jnp.zeros((1, 2 * 784)))
-  x = jax.random.uniform(jax.random.PRNGKey(2), (64,) + SHAPE)
+  x = flat_draw(jax.random.uniform, jax.random.PRNGKey(2), (64,) + SHAPE)
   z = jax.random.uniform(jax.random.PRNGKey(3), (64, 100))
   for kind in ('bottom', 'random'):
     filled = np.asarray(inpainting.complete(step.GANSpec(g, g, None, None, 100), params, x, m[kind], z))
