@@ -148,7 +148,7 @@ def test_dcgan_convolutions_equal_flax_convolutions():
                   (down, flat_draw(jax.random.normal, next(key), (2, 14, 14, 5)))):
     p = params(5, 6)
     # the same initial parameters bit for bit (ours draw each kernel as its [fan_in, out] matrix:
-    # XLA:CPU compiles a draw over a kernel's four axes ~6x slower)
+    # XLA:CPU compiles a draw over a kernel's four axes ~4x slower)
     jax.tree.map(np.testing.assert_array_equal, jax.jit(pair[0].init)(jax.random.PRNGKey(0), x),
                  jax.jit(pair[1].init)(jax.random.PRNGKey(0), x))
     ours, theirs = jax.tree.map(np.asarray, _conv_output_and_grads(pair, p, x))

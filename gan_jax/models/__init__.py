@@ -14,8 +14,8 @@ from gan_jax.models.dcgan import (DCGAN_MAX_SIZE, DCGAN_MIN_SIZE, DCGAN_SIZES, D
                                   ConvTranspose4x4Stride2, DCGANDiscriminator, DCGANGenerator,
                                   conv_4x4_stride_2, conv_hook_4x4_stride_2, conv_transpose_4x4_stride_2,
                                   dcgan_layout, dcgan_num_blocks, group_norm_groups)
-from gan_jax.models.layers import (BatchNorm, Maxout, WeightNormDense, average_batch_stats, conv_lecun_normal, symmetric_uniform,  # noqa: F401
-                                   with_label)
+from gan_jax.models.layers import (BatchNorm, Maxout, WeightNormDense, average_batch_stats,  # noqa: F401
+                                   conv_lecun_normal, symmetric_uniform, with_label)
 from gan_jax.models.mlp import (GaussianNoise, ImprovedGANDiscriminator, ImprovedGANGenerator, MLPEncoder,  # noqa: F401
                                 PaperMaxoutDiscriminator, PaperMLPGenerator, ToyMLPDiscriminator,
                                 ToyMLPGenerator)
