@@ -31,7 +31,7 @@ flags.DEFINE_integer('bootstrap', 10_000, 'Bootstrap resamples for the interval 
 
 def cases():
   """name -> (program over several axes, the same program drawn flat), each a function of no
-  arguments returning (jitted function, its arguments), traced anew on every call."""
+  arguments that traces, lowers and compiles its program anew: (executable, its arguments)."""
   import importlib
 
   import flax.linen as nn
@@ -43,13 +43,17 @@ def cases():
   key = jax.random.PRNGKey(0)
   keys = jax.random.split(key, 64)
   kernel = (4, 4, 16, 8)
+
+  def fresh(fn, *args):
+    return jax.jit(fn).lower(*args).compile(), args
+
   out = {
       'lecun_normal, 4x4x16x8 kernel': (
-          lambda: (jax.jit(lambda k: nn.initializers.lecun_normal()(k, kernel)), (key,)),
-          lambda: (jax.jit(lambda k: dcgan.conv_lecun_normal()(k, kernel)), (key,))),
+          lambda: fresh(lambda k: nn.initializers.lecun_normal()(k, kernel), key),
+          lambda: fresh(lambda k: dcgan.conv_lecun_normal()(k, kernel), key)),
       'Bernoulli 28x28 mask per example, vmap over 64': (
-          lambda: (jax.jit(jax.vmap(lambda k: jax.random.bernoulli(k, 0.5, (28, 28)))), (keys,)),
-          lambda: (jax.jit(jax.vmap(lambda k: jax.random.bernoulli(k, 0.5, (784,)).reshape(28, 28))), (keys,))),
+          lambda: fresh(jax.vmap(lambda k: jax.random.bernoulli(k, 0.5, (28, 28))), keys),
+          lambda: fresh(jax.vmap(lambda k: jax.random.bernoulli(k, 0.5, (784,)).reshape(28, 28)), keys)),
   }
 
   class Shapes:  # what build_models reads of a split; the initial state needs no data
@@ -65,8 +69,7 @@ def cases():
     def program():
       dcgan.conv_lecun_normal = init  # looked up when the modules are traced
       try:
-        fresh = jax.jit(lambda seed: step._initial_state(spec, seed, shape, None, None))
-        return fresh.lower(c.seed).compile(), (c.seed,)
+        return fresh(lambda seed: step._initial_state(spec, seed, shape, None, None), c.seed)
       finally:
         dcgan.conv_lecun_normal = ours
     return program
@@ -86,15 +89,11 @@ def main(argv):
   import jax
   import numpy as np
 
-  def compiled(program):
-    fn, args = program()
-    return (fn.lower(*args).compile() if hasattr(fn, 'lower') else fn), args
-
   print(cpu_info())
   for name, (several, flat) in cases().items():
-    results = [fn(*args) for fn, args in map(compiled, (several, flat))]
+    results = [fn(*args) for fn, args in (several(), flat())]
     jax.tree.map(np.testing.assert_array_equal, *results)
-    rounds = round_robin({'several': lambda: compiled(several), 'flat': lambda: compiled(flat)},
+    rounds = round_robin({'several': several, 'flat': flat},
                          {'several': 1, 'flat': 1}, FLAGS.rounds, {'several': 0, 'flat': 0})
     a = [r['several'][0] for r in rounds]
     b = [r['flat'][0] for r in rounds]
