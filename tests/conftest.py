@@ -11,11 +11,12 @@ os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
 
 # The tests compile ~2,500 XLA programs, and on a CPU half their time is compiling. LLVM at
-# optimisation level 1 instead of XLA's default 3 compiles them 15-40% faster, and the MLP
-# steps run as fast (the conv step ~10% slower): the suite's compile-bound tests in 0.84x the
-# core-seconds (docs/testing.md). The last bits of a result differ from level 3's; every property
-# the tests check (against references, tolerances, or bit for bit between two runs of the same
-# build) holds at either level. XLA_FLAGS naming a level keeps it (level 3: what users run).
+# optimisation level 1 instead of XLA's default 3 compiles the initial states 17-27% and the
+# steps 7-18% faster, and runs the steps 0-5% slower (benchmarks/compile_level.py): the
+# compile-bound test files in 0.84x the core-seconds (docs/testing.md). Results differ from
+# level 3's in the last bits; every property the tests check (against references, within
+# tolerances, or bit for bit between two runs of the same build) holds at either level. An
+# XLA_FLAGS that names a level keeps it (=3: the build users run).
 if '--xla_backend_optimization_level' not in os.environ.get('XLA_FLAGS', ''):
   os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') + ' --xla_backend_optimization_level=1').strip()
 
