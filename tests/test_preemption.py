@@ -231,7 +231,7 @@ def test_two_processes_stop_at_the_same_step_on_the_time_budget_and_on_sigterm_t
   paths = [tmp_path / f'sigterm{i}.log' for i in range(2)]
   procs = _two_processes(wd, [open(p, 'w+') for p in paths], *args)
   wait_for(procs[0], f'Resumed from the checkpoint at step {budget_stop}', paths[0])
-  # two processes sharing a core step slowly (~5/s): a few steps after resuming, not a hundred
+  # two processes sharing a core step slowly (~8/s): a few steps after resuming, not a hundred
   wait_for(procs[0], f'step {(budget_stop // 10 + 1) * 10}/', paths[0])
   procs[1].send_signal(signal.SIGTERM)
   codes = _wait_all(procs, 120)
