@@ -43,24 +43,15 @@ def one_side(steps: int) -> dict:
 
   import jax
   import numpy as np
-  from benchmarks.timing import data_shape, random_batch
+  from benchmarks.timing import SplitShape, data_shape, random_batch
   from gan_jax import step
   from gan_jax.experiment import build_models
-
-  class Shapes:  # what build_models reads of a split
-    labels = None
-
-    def __init__(self, shape):
-      self.shape = shape
-
-    def __len__(self):
-      return 50_000
 
   out = {}
   for name in CONFIGS:
     c = importlib.import_module(f'configs.{name}').get_config()
     shape = data_shape(c) if c.data.scale != 'none' else (2,)  # ring2d: points in the plane
-    spec, _ = build_models(c, Shapes(shape), for_restore=True)
+    spec, _ = build_models(c, SplitShape(shape), for_restore=True)
     t = time.perf_counter()
     init = jax.jit(functools.partial(step._initial_state, spec), static_argnums=(1,))
     init = init.lower(c.seed, shape, None, None).compile()

@@ -22,7 +22,7 @@ from absl import flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from benchmarks.timing import cpu_info, data_shape, median_interval, round_robin  # noqa: E402
+from benchmarks.timing import SplitShape, cpu_info, data_shape, median_interval, round_robin  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer('rounds', 5, 'Timed rounds.')
@@ -56,15 +56,6 @@ def cases():
           lambda: fresh(jax.vmap(lambda k: jax.random.bernoulli(k, 0.5, (784,)).reshape(28, 28)), keys)),
   }
 
-  class Shapes:  # what build_models reads of a split; the initial state needs no data
-    labels = None
-
-    def __init__(self, shape):
-      self.shape = shape
-
-    def __len__(self):
-      return 50_000
-
   def initial_state(c, shape, spec, init):
     def program():
       dcgan.conv_lecun_normal = init  # looked up when the modules are traced
@@ -78,7 +69,7 @@ def cases():
   for name in ('mnist_dcgan', 'cifar10'):
     c = importlib.import_module(f'configs.{name}').get_config()
     shape = data_shape(c)
-    spec, _ = build_models(c, Shapes(shape), for_restore=True)
+    spec, _ = build_models(c, SplitShape(shape), for_restore=True)
     out[f'configs/{name}.py initial state'] = (initial_state(c, shape, spec, nn.initializers.lecun_normal),
                                                initial_state(c, shape, spec, ours))
   return out

@@ -34,17 +34,6 @@ flags.DEFINE_integer('calls', 10, 'Calls of each function per round.')
 FLAGS = flags.FLAGS
 
 
-class _Shapes:
-  """What experiment.build_models reads from a data source, without the data."""
-  labels = None
-
-  def __init__(self, shape):
-    self.shape = shape
-
-  def __len__(self):
-    return 50000
-
-
 def capture_layers(module, variables, *args, **kwargs):
   """[(name, unbound layer, its variables, its input)] of every leaf layer `module` calls."""
   import flax.linen as nn
@@ -86,11 +75,12 @@ def main(argv):
   import numpy as np
   from gan_jax import experiment, step
   from gan_jax.data import folder  # noqa: F401  (image sizes come from the config)
+  from benchmarks.timing import SplitShape
   c = FLAGS.config
   size = c.data.get('image_size') or (28 if 'mnist' in c.data.name else 32)
   channels = 1 if 'mnist' in c.data.name else 3
   shape = (size, size, channels)
-  spec, state = experiment.build_models(c, _Shapes(shape))
+  spec, state = experiment.build_models(c, SplitShape(shape))
   b, k = c.train.batch_size, c.train.k
   z = np.random.default_rng(0).normal(size=(b, spec.noise_dim)).astype(np.float32)
   x = np.random.default_rng(1).uniform(-1, 1, size=(b,) + shape).astype(np.float32)

@@ -99,6 +99,18 @@ def data_shape(c):
   return (side, side, ch) if side else (h, w, ch)
 
 
+class SplitShape:
+  """What build_models reads of a split (its example shape, length and labels), without data:
+  enough for a spec and an initial state."""
+  labels = None
+
+  def __init__(self, shape):
+    self.shape = shape
+
+  def __len__(self):
+    return 50_000
+
+
 def random_batch(c):
   """One fixed uint8 batch of config c's shape, as the data pipeline stores images."""
   import numpy as np
