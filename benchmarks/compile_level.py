@@ -28,7 +28,7 @@ FLAGS = flags.FLAGS
 flags.DEFINE_integer('rounds', 5, 'Timed rounds (a process per level each).')
 flags.DEFINE_integer('steps', 20, 'Training steps timed per config and process.')
 flags.DEFINE_integer('bootstrap', 10_000, 'Bootstrap resamples for the interval of the median ratio.')
-flags.DEFINE_string('child', None, 'Internal: run one side and print its JSON.')
+flags.DEFINE_bool('child', False, 'Internal: run one side (the level XLA_FLAGS names) and print its JSON.')
 
 CONFIGS = ('ring2d', 'mnist', 'mnist_dcgan')
 LEVELS = (3, 1)
@@ -50,15 +50,16 @@ def one_side(steps: int) -> dict:
   out = {}
   for name in CONFIGS:
     c = importlib.import_module(f'configs.{name}').get_config()
-    shape = data_shape(c) if c.data.scale != 'none' else (2,)  # ring2d: points in the plane
+    points = c.data.scale == 'none'  # ring2d: raw coordinates in the plane, floats
+    shape = (2,) if points else data_shape(c)
     spec, _ = build_models(c, SplitShape(shape), for_restore=True)
     t = time.perf_counter()
     init = jax.jit(functools.partial(step._initial_state, spec), static_argnums=(1,))
     init = init.lower(c.seed, shape, None, None).compile()
     init_s = time.perf_counter() - t
     state = init(c.seed, None, None)
-    one = (random_batch(c) if c.data.scale != 'none' else  # raw coordinates: floats
-           np.random.default_rng(c.seed).normal(size=(c.train.batch_size,) + shape).astype(np.float32))
+    one = (np.random.default_rng(c.seed).normal(size=(c.train.batch_size,) + shape).astype(np.float32)
+           if points else random_batch(c))
     batch = np.stack([one] * c.train.k)  # [k, batch, ...]
     t = time.perf_counter()
     fn = jax.jit(functools.partial(step.train_step, spec)).lower(state, batch).compile()
@@ -78,7 +79,7 @@ def run_side(level: int, steps: int) -> dict:
   env = {k: v for k, v in os.environ.items() if k != 'JAX_COMPILATION_CACHE_DIR'}
   env['XLA_FLAGS'] = (env.get('XLA_FLAGS', '') + f' --xla_backend_optimization_level={level}').strip()
   env['JAX_ENABLE_COMPILATION_CACHE'] = 'false'
-  r = subprocess.run([sys.executable, os.path.abspath(__file__), f'--child={level}', f'--steps={steps}'],
+  r = subprocess.run([sys.executable, os.path.abspath(__file__), '--child', f'--steps={steps}'],
                      env=env, cwd=ROOT, capture_output=True, text=True, check=False)
   if r.returncode != 0:
     raise SystemExit(f'level {level} failed:\n{r.stderr[-2000:]}')
@@ -88,7 +89,7 @@ def run_side(level: int, steps: int) -> dict:
 def main(argv):
   del argv
   import numpy as np
-  if FLAGS.child is not None:
+  if FLAGS.child:
     print(json.dumps(one_side(FLAGS.steps)))
     return
   print(cpu_info())
