@@ -1,16 +1,16 @@
-"""XLA:CPU compile seconds and step milliseconds at LLVM optimisation level 1 (what the tests
-compile at, tests/conftest.py) against XLA's default level 3 (what a run compiles at).
+"""XLA:CPU compile seconds and step milliseconds of the build the tests compile (tests/conftest.py:
+LLVM optimisation level 1 and XLA's legacy fusion emitters) and of level 1 alone, against XLA's
+defaults (level 3, the new fusion emitters: what a run compiles).
 
   taskset -c 0 python benchmarks/compile_level.py [--rounds=5] [--steps=20]
 
-The level is an XLA flag, read once per process, so each side of a round is a fresh process
-(`XLA_FLAGS=--xla_backend_optimization_level=N`, the persistent compilation cache off) that
-compiles, for configs/ring2d.py, configs/mnist.py (the released recipe's model) and
+These are XLA flags, read once per process, so each side of a round is a fresh process (its
+`XLA_FLAGS`, the persistent compilation cache off) that compiles, for configs/ring2d.py, configs/mnist.py (the released recipe's model) and
 configs/mnist_dcgan.py, the initial state (step._initial_state) and one training step
 (step.train_step, k minibatches of the config's batch), then times --steps steps. Rounds are
-interleaved, each starting on the other side. Prints each program's median compile seconds and
-step milliseconds per level, and the median ratios (level 1 / level 3) with a bootstrap 95%
-interval; and how far the two levels' states are apart after the timed steps (the last bits).
+interleaved, each starting on another side. Prints each program's median compile seconds and
+step milliseconds per side, and the median ratios (side / defaults) with a bootstrap 95%
+interval; and how far each side's state is from the defaults' after the timed steps (the last bits).
 """
 import json
 import os
@@ -25,13 +25,17 @@ sys.path.insert(0, ROOT)
 from benchmarks.timing import cpu_info, median_interval  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer('rounds', 5, 'Timed rounds (a process per level each).')
+flags.DEFINE_integer('rounds', 5, 'Timed rounds (a process per side each).')
 flags.DEFINE_integer('steps', 20, 'Training steps timed per config and process.')
 flags.DEFINE_integer('bootstrap', 10_000, 'Bootstrap resamples for the interval of the median ratio.')
-flags.DEFINE_bool('child', False, 'Internal: run one side (the level XLA_FLAGS names) and print its JSON.')
+flags.DEFINE_bool('child', False, 'Internal: run one side (the build XLA_FLAGS names) and print its JSON.')
 
 CONFIGS = ('ring2d', 'mnist', 'mnist_dcgan')
-LEVELS = (3, 1)
+SIDES = {  # name -> XLA_FLAGS; the first is the reference
+    'defaults': '--xla_backend_optimization_level=3',
+    'level 1': '--xla_backend_optimization_level=1',
+    'level 1, legacy emitters': '--xla_backend_optimization_level=1 --xla_cpu_use_fusion_emitters=false',
+}
 
 
 def one_side(steps: int) -> dict:
@@ -75,14 +79,14 @@ def one_side(steps: int) -> dict:
   return out
 
 
-def run_side(level: int, steps: int) -> dict:
+def run_side(name: str, steps: int) -> dict:
   env = {k: v for k, v in os.environ.items() if k != 'JAX_COMPILATION_CACHE_DIR'}
-  env['XLA_FLAGS'] = (env.get('XLA_FLAGS', '') + f' --xla_backend_optimization_level={level}').strip()
+  env['XLA_FLAGS'] = (env.get('XLA_FLAGS', '') + ' ' + SIDES[name]).strip()
   env['JAX_ENABLE_COMPILATION_CACHE'] = 'false'
   r = subprocess.run([sys.executable, os.path.abspath(__file__), '--child', f'--steps={steps}'],
                      env=env, cwd=ROOT, capture_output=True, text=True, check=False)
   if r.returncode != 0:
-    raise SystemExit(f'level {level} failed:\n{r.stderr[-2000:]}')
+    raise SystemExit(f'{name} failed:\n{r.stderr[-2000:]}')
   return json.loads(r.stdout.strip().splitlines()[-1])
 
 
@@ -93,24 +97,26 @@ def main(argv):
     print(json.dumps(one_side(FLAGS.steps)))
     return
   print(cpu_info())
+  names = list(SIDES)
   rounds = []
   for i in range(FLAGS.rounds):
-    order = LEVELS if i % 2 == 0 else LEVELS[::-1]
-    rounds.append({level: run_side(level, FLAGS.steps) for level in order})
+    order = names[i % len(names):] + names[:i % len(names)]
+    rounds.append({name: run_side(name, FLAGS.steps) for name in order})
     print(f'round {i + 1}/{FLAGS.rounds} done', flush=True)
-  for name in CONFIGS:
-    parts = []
-    for key, unit in (('init_s', 's'), ('step_s', 's'), ('step_ms', 'ms')):
-      a = [r[1][name][key] for r in rounds]
-      b = [r[3][name][key] for r in rounds]
-      med, lo, hi = median_interval([x / y for x, y in zip(a, b)], FLAGS.bootstrap)
-      what = {'init_s': 'initial state compile', 'step_s': 'step compile', 'step_ms': 'step'}[key]
-      parts.append(f'{what} {np.median(b):.2f} -> {np.median(a):.2f} {unit} ({med:.2f}x, 95% {lo:.2f}-{hi:.2f})')
-    p1, p3 = np.array(rounds[0][1][name]['params']), np.array(rounds[0][3][name]['params'])
-    differ = 'equal' if np.array_equal(p1, p3) else f'differ (largest relative {np.max(np.abs(p1 - p3) / np.maximum(np.abs(p3), 1e-30)):.1e})'
-    print(f'configs/{name}.py, level 3 -> 1: ' + '; '.join(parts) + f'; D after {FLAGS.steps + 1} steps: sums {differ}')
-  print(f'{len(rounds)} rounds, interleaved')
-
+  ref = names[0]
+  for config in CONFIGS:
+    for side in names[1:]:
+      parts = []
+      for key, unit in (('init_s', 's'), ('step_s', 's'), ('step_ms', 'ms')):
+        a = [r[side][config][key] for r in rounds]
+        b = [r[ref][config][key] for r in rounds]
+        med, lo, hi = median_interval([x / y for x, y in zip(a, b)], FLAGS.bootstrap)
+        what = {'init_s': 'initial state compile', 'step_s': 'step compile', 'step_ms': 'step'}[key]
+        parts.append(f'{what} {np.median(b):.2f} -> {np.median(a):.2f} {unit} ({med:.2f}x, 95% {lo:.2f}-{hi:.2f})')
+      p, q = np.array(rounds[0][side][config]['params']), np.array(rounds[0][ref][config]['params'])
+      differ = 'equal' if np.array_equal(p, q) else f'differ (largest relative {np.max(np.abs(p - q) / np.maximum(np.abs(q), 1e-30)):.1e})'
+      print(f'configs/{config}.py, {ref} -> {side}: ' + '; '.join(parts) + f'; D after {FLAGS.steps + 1} steps: sums {differ}')
+  print(f'{len(rounds)} rounds, interleaved; sides: ' + '; '.join(f'{k}: {v}' for k, v in SIDES.items()))
 
 if __name__ == '__main__':
   app.run(main)
