@@ -68,8 +68,8 @@ def classifier_metrics(exp, samples, images, labels, cache: dict, split: str, sa
   params = held_out.load_classifier(cfg, images, labels)
   gen_probs, gen_feats = classifier.batched_predict(params, samples)
   if f'{split}_features' not in cache:
-    cache[f'{split}_features'] = classifier.batched_predict(params, images)[1]
-    cache[f'{split}_accuracy'] = classifier.accuracy(params, images, labels)
+    probs, cache[f'{split}_features'] = classifier.batched_predict(params, images)
+    cache[f'{split}_accuracy'] = classifier.accuracy_of(probs, labels)  # one pass for both
   real_feats = cache[f'{split}_features']
   out = {'classifier_accuracy': cache[f'{split}_accuracy'],
          'frechet_distance': metrics.frechet_distance(gen_feats, real_feats),
