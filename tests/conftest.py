@@ -11,7 +11,7 @@ os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
 
 # The tests compile ~2,500 XLA programs, and on a CPU half their time is compiling. Two XLA
-# settings compile faster than the defaults a run uses, with the same arithmetic: LLVM at
+# settings compile faster than the defaults a run uses, for the same operations: LLVM at
 # optimisation level 1 instead of 3, and XLA's legacy fusion emitters (fewer, simpler kernels);
 # together the initial states and steps compile in ~0.6x the time and run within a few percent
 # (benchmarks/compile_level.py, docs/testing.md). Results differ from the defaults' in the last
