@@ -5,8 +5,8 @@ defaults (level 3, the new fusion emitters: what a run compiles).
   taskset -c 0 python benchmarks/compile_level.py [--rounds=5] [--steps=20]
 
 These are XLA flags, read once per process, so each side of a round is a fresh process (its
-`XLA_FLAGS`, the persistent compilation cache off) that compiles, for configs/ring2d.py, configs/mnist.py (the released recipe's model) and
-configs/mnist_dcgan.py, the initial state (step._initial_state) and one training step
+`XLA_FLAGS`, the persistent compilation cache off) that compiles, for configs/ring2d.py,
+configs/mnist.py (the released recipe's model) and configs/mnist_dcgan.py, the initial state (step._initial_state) and one training step
 (step.train_step, k minibatches of the config's batch), then times --steps steps. Rounds are
 interleaved, each starting on another side. Prints each program's median compile seconds and
 step milliseconds per side, and the median ratios (side / defaults) with a bootstrap 95%
@@ -32,7 +32,7 @@ flags.DEFINE_bool('child', False, 'Internal: run one side (the build XLA_FLAGS n
 
 CONFIGS = ('ring2d', 'mnist', 'mnist_dcgan')
 SIDES = {  # name -> XLA_FLAGS; the first is the reference
-    'defaults': '--xla_backend_optimization_level=3',
+    'defaults': '--xla_backend_optimization_level=3 --xla_cpu_use_fusion_emitters=true',
     'level 1': '--xla_backend_optimization_level=1',
     'level 1, legacy emitters': '--xla_backend_optimization_level=1 --xla_cpu_use_fusion_emitters=false',
 }
@@ -117,6 +117,7 @@ def main(argv):
       differ = 'equal' if np.array_equal(p, q) else f'differ (largest relative {np.max(np.abs(p - q) / np.maximum(np.abs(q), 1e-30)):.1e})'
       print(f'configs/{config}.py, {ref} -> {side}: ' + '; '.join(parts) + f'; D after {FLAGS.steps + 1} steps: sums {differ}')
   print(f'{len(rounds)} rounds, interleaved; sides: ' + '; '.join(f'{k}: {v}' for k, v in SIDES.items()))
+
 
 if __name__ == '__main__':
   app.run(main)
