@@ -19,14 +19,20 @@ os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
 # between two runs of the same build) holds with either, but one: pmap's and shard_map's
 # two-process programs are bit-equal as the new emitters compile them, not as the legacy ones do
 # (~1e-9 apart after 30 ring2d steps), so that test compiles them with the new emitters
-# (WITH_FUSION_EMITTERS). An XLA_FLAGS that names a setting keeps it
+# (with_fusion_emitters). An XLA_FLAGS that names a setting keeps it
 # (--xla_backend_optimization_level=3 --xla_cpu_use_fusion_emitters=true: the build runs use).
 _FAST_COMPILE = {'--xla_backend_optimization_level': '1', '--xla_cpu_use_fusion_emitters': 'false'}
 for _flag, _value in _FAST_COMPILE.items():
   if _flag not in os.environ.get('XLA_FLAGS', ''):
     os.environ['XLA_FLAGS'] = f"{os.environ.get('XLA_FLAGS', '')} {_flag}={_value}".strip()
-WITH_FUSION_EMITTERS = dict(os.environ, XLA_FLAGS=os.environ['XLA_FLAGS'].replace(
-    '--xla_cpu_use_fusion_emitters=false', '--xla_cpu_use_fusion_emitters=true'))
+
+
+def with_fusion_emitters() -> dict:
+  """This process's environment now (fixtures may have added to it), compiling with XLA's new
+  fusion emitters as runs do."""
+  return dict(os.environ, XLA_FLAGS=os.environ.get('XLA_FLAGS', '').replace(
+      '--xla_cpu_use_fusion_emitters=false', '--xla_cpu_use_fusion_emitters=true'))
+
 
 # Each pytest-xdist worker (and every launch.py it starts) keeps to its own share of the cores
 # (one each under -n auto): XLA sizes its thread pools to the cores it may use (one Eigen thread,

@@ -19,7 +19,7 @@ from configs import mnist, ring2d
 from gan_jax import train
 from gan_jax.checkpoint import Checkpoints
 from tests import launcher
-from tests.conftest import ROOT, WITH_FUSION_EMITTERS, tiny_paper_config, wait_for
+from tests.conftest import ROOT, tiny_paper_config, with_fusion_emitters, wait_for
 
 BASE = ['--config=configs/ring2d.py', '--config.mesh.platform=cpu']
 
@@ -166,7 +166,7 @@ def test_two_processes_on_loopback_equal_one_process(tmp_path):
   for api in ('pmap', 'shard_map'):
     logs = [open(tmp_path / f'{api}{i}.log', 'w+') for i in range(2)]
     codes = _wait_all(_two_processes(tmp_path / api, logs, *args, f'--config.mesh.api={api}',
-                                     env=WITH_FUSION_EMITTERS), 300)
+                                     env=with_fusion_emitters()), 300)
     outs = [(tmp_path / f'{api}{i}.log').read_text() for i in range(2)]
     assert codes == [0, 0], outs[0][-2000:] + outs[1][-2000:]
     assert 'step 30/30' in outs[0] and 'step 30/30' not in outs[1]  # process 0 alone logs
