@@ -38,6 +38,7 @@ def with_fusion_emitters() -> dict:
 # (one each under -n auto): XLA sizes its thread pools to the cores it may use (one Eigen thread,
 # not one per core), so the workers' programs no longer compete for every core: the step, theory
 # and preemption tests in 0.88x the wall time on 2 cores, alternated runs (docs/testing.md).
+_ALL_CORES = os.sched_getaffinity(0) if hasattr(os, 'sched_getaffinity') else None
 if os.environ.get('PYTEST_XDIST_WORKER', '').startswith('gw') and hasattr(os, 'sched_setaffinity'):
   _cores, _i = sorted(os.sched_getaffinity(0)), int(os.environ['PYTEST_XDIST_WORKER'][2:])
   _n = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', len(_cores)))
@@ -74,15 +75,45 @@ def fashion_mnist_dir():
   return _archive_dir('GAN_JAX_FASHION_MNIST_DIR', 'fashion_mnist')
 
 
+def _shared_tfds_path(tmp_path_factory):
+  base = tmp_path_factory.getbasetemp()  # pytest-xdist's workers' temp dirs sit side by side
+  return (base.parent if os.environ.get('PYTEST_XDIST_WORKER') else base) / 'tfds_shared'
+
+
+def pytest_collection_modifyitems(session, config, items):
+  """When a collected test needs MNIST, one worker starts preparing and decoding it in the
+  background (tests/shared_mnist.py), on every core, while the workers run other tests."""
+  if os.environ.get('PYTEST_XDIST_WORKER', 'gw0') != 'gw0' or not any('tfds_dir' in i.fixturenames for i in items):
+    return
+  archives = os.environ.get('GAN_JAX_MNIST_DIR') or os.path.join(ROOT, '..', 'shared', 'data', 'mnist')
+  if not os.path.isfile(os.path.join(archives, 'train-images-idx3-ubyte.gz')):
+    return  # the fixture fails with the fix
+  import subprocess
+  path = _shared_tfds_path(config._tmp_path_factory)  # pylint: disable=protected-access
+  cores = ','.join(map(str, sorted(_ALL_CORES or [])))
+  _background.append(subprocess.Popen(
+      [sys.executable, '-m', 'tests.shared_mnist', str(path), os.path.abspath(archives), cores], cwd=ROOT,
+      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+
+_background = []
+
+
+def pytest_sessionfinish(session, exitstatus):
+  for proc in _background:  # done long before, unless the run was cut short
+    if exitstatus == pytest.ExitCode.INTERRUPTED:
+      proc.kill()
+    proc.wait()
+
+
 @pytest.fixture(scope='session')
-def tfds_dir(tmp_path_factory):
-  """One prepared-data directory for the whole run, shared by pytest-xdist's workers (their temp
-  dirs sit side by side): MNIST is prepared and decoded once, tfds_source's lock keeping a second
-  worker waiting until the first has finished."""
-  base = tmp_path_factory.getbasetemp()
-  shared = base.parent if os.environ.get('PYTEST_XDIST_WORKER') else base
-  path = shared / 'tfds_shared'
-  path.mkdir(exist_ok=True)
+def tfds_dir(tmp_path_factory, mnist_dir):
+  """One prepared-data directory for the whole run, shared by the workers: MNIST prepared and its
+  train and test splits decoded once (tests/shared_mnist.py; a lock keeps a second process waiting
+  until the first has finished). The tests' slices of those splits read their records."""
+  from tests import shared_mnist
+  path = _shared_tfds_path(tmp_path_factory)
+  shared_mnist.prepare_and_decode(str(path), mnist_dir)
   return str(path)
 
 

@@ -29,17 +29,22 @@ def cache_root(data_config) -> str:
 
 
 class Records:
-  """Random access to a finished record directory: `read(indices)` -> uint8 [n, H, W, C]."""
+  """Random access to a finished record directory, or to records [start, stop) of it (a slice of
+  the split it holds): `read(indices)` -> uint8 [n, H, W, C], indices counted from `start`."""
 
-  def __init__(self, directory: str):
+  def __init__(self, directory: str, start: int = 0, stop: Optional[int] = None):
     with open(os.path.join(directory, _META)) as f:
       self.meta = json.load(f)
     self.directory = directory
     self.shape = tuple(self.meta['shape'])
     self._record = int(np.prod(self.shape))
-    self._count = int(self.meta['count'])
+    total = int(self.meta['count'])
+    stop = total if stop is None else stop
+    if not 0 <= start <= stop <= total:
+      raise ValueError(f'records [{start}:{stop}] of {total} in {directory}')
+    self._start, self._count = start, stop - start
     labels = os.path.join(directory, _LABELS)
-    self.labels = np.load(labels) if os.path.exists(labels) else None
+    self.labels = np.load(labels)[start:stop] if os.path.exists(labels) else None
     self._fd = os.open(os.path.join(directory, _IMAGES), os.O_RDONLY)
 
   def __len__(self) -> int:
@@ -51,12 +56,12 @@ class Records:
     for row, i in zip(out, indices):
       if not 0 <= i < self._count:
         raise IndexError(f'record {i} of {self._count}')
-      os.preadv(self._fd, [row], int(i) * self._record)
+      os.preadv(self._fd, [row], int(self._start + i) * self._record)
     return out.reshape((len(indices),) + self.shape)
 
   def read_range(self, start: int, stop: int) -> np.ndarray:
     stop = min(stop, self._count)
-    buf = os.pread(self._fd, (stop - start) * self._record, start * self._record)
+    buf = os.pread(self._fd, (stop - start) * self._record, (self._start + start) * self._record)
     return np.frombuffer(buf, np.uint8).reshape((stop - start,) + self.shape)
 
   def chunks(self, size: int = 10_000):
@@ -154,6 +159,11 @@ def build(directory: str, examples: Callable[[], Iterable], count: int, describe
   progress.log('Decoded %d examples of %s in %.1f s%s.', written, describe, time.monotonic() - start,
                f' ({skipped} could not be read and were skipped)' if skipped else '')
   return Records(directory)
+
+
+def open_complete(directory: str, info: dict, start: int = 0, stop: Optional[int] = None) -> Optional[Records]:
+  """Records [start, stop) of `directory` when it is complete and was made from `info`, else None."""
+  return Records(directory, start, stop) if _complete(directory, info) else None
 
 
 def _complete(directory: str, info: dict) -> bool:

@@ -221,15 +221,37 @@ def open_records(data_config, split: str) -> records.Records:
                     'prepare it with --file_format=array_record.') from None
   count = len(source)
   label = 'label' if 'label' in features and isinstance(features['label'], tfds.features.ClassLabel) else None
-  info = {'dataset': builder.info.full_name, 'split': split, 'image_key': key, 'image_size': size,
-          'count': count}
+  info = lambda split, count: {'dataset': builder.info.full_name, 'split': split, 'image_key': key,
+                               'image_size': size, 'count': count}
   root = data_config.cache_dir or os.path.join(builder.data_dir, 'gan_jax_records')
-  directory = os.path.join(root, builder.info.full_name.replace('/', '_') if data_config.cache_dir else '',
-                           f'{"".join(c if c.isalnum() else "_" for c in split)}_{key}_{size or "native"}')
+  directory = lambda split: os.path.join(
+      root, builder.info.full_name.replace('/', '_') if data_config.cache_dir else '',
+      f'{"".join(c if c.isalnum() else "_" for c in split)}_{key}_{size or "native"}')
+  within = _slice_of_one_split(builder, split)
+  if within is not None:  # a slice of a split decoded before is read from it, not decoded again
+    whole, start, stop = within
+    found = records.open_complete(directory(whole), info(whole, builder.info.splits[whole].num_examples),
+                                  start, stop)
+    if found is not None:
+      return found
 
   def examples(chunk=1000):
     for start in range(0, count, chunk):
       for r in source.__getitems__(list(range(start, min(start + chunk, count)))):
         yield records.center_crop_resize(r[key], size), (r[label] if label else None)
 
-  return records.build(directory, examples, count, f'{name}[{split}]', info)
+  return records.build(directory(split), examples, count, f'{name}[{split}]', info(split, count))
+
+
+def _slice_of_one_split(builder, split: str):
+  """(split name, start, stop) when `split` names consecutive examples of one split (`train`,
+  `train[:2000]`, `train[-10%:]`, as tfds reads them), else None (e.g. `train+test`)."""
+  try:
+    parts = tfds.core.ReadInstruction.from_spec(split).to_absolute(builder.info.splits)
+  except Exception:  # noqa: BLE001  (as_data_source has already accepted it; read it as tfds does)
+    return None
+  if len(parts) != 1:
+    return None
+  whole = parts[0].splitname
+  n = builder.info.splits[whole].num_examples
+  return whole, parts[0].from_ or 0, n if parts[0].to is None else parts[0].to
