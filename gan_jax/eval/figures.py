@@ -56,11 +56,10 @@ def save_samples(samples: np.ndarray, path: str, scale: str, reference: np.ndarr
       ax.hist(reference[:, 0], bins=60, density=True, alpha=0.4, label='data')
     ax.hist(samples[:, 0], bins=60, density=True, alpha=0.6, label='G(z)')
   ax.legend(loc='upper right')
-  fig.canvas.draw()
+  fig.canvas.draw()  # rendered once: the picture written is the one returned (savefig renders again)
   image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-  with files.open_file(path, 'wb') as f:
-    fig.savefig(f, dpi=100, format='png')
   plt.close(fig)
+  save_png(image, path)
   return image
 
 
