@@ -2,6 +2,7 @@
 grain iterator, or for evaluation only the shapes of the evaluation split), the players, the game
 and the initial state. `train.py` trains it; evaluation (`gan_jax/eval/`) reads it."""
 import dataclasses
+import functools
 
 import jax
 import numpy as np
@@ -22,9 +23,17 @@ class Experiment:
   spec: step.GANSpec
   train_source: object  # random access to the training split (data.open_split)
   iterator: object      # grain's iterator of train_step batches; its state is checkpointed
-  init_state: step.GANState  # with training=False only its shapes (step.state_shapes): a checkpoint fills it
+  state_shapes: step.GANState  # the state's structure, shapes and dtypes: what a checkpoint is restored into
   sample: callable  # step.make_sampler: G(z) or G(z, y), compiled once per run
   labelled: object = None  # the semi-supervised game's labelled indices into the training split
+  make_init_state: callable = None  # computes the initial state (training); None: only shapes
+
+  @functools.cached_property
+  def init_state(self) -> step.GANState:
+    """The initial state, computed when first asked for: a run that resumes restores into
+    `state_shapes` and never compiles it (1-6 s of XLA compiling on a CPU core). Without
+    make_init_state (evaluation), the shapes."""
+    return self.state_shapes if self.make_init_state is None else self.make_init_state()
 
 
 def setup(config, training: bool = True) -> Experiment:
@@ -37,8 +46,8 @@ def setup(config, training: bool = True) -> Experiment:
   if not training:
     split = config.data.eval_split or config.data.train_split  # a folder holds nothing out
     shape_source = data.open_split(config.data, split, config.seed)
-    spec, state = build_models(config, shape_source, for_restore=True)
-    return Experiment(config, devices, dp, spec, None, None, state, step.make_sampler(spec))
+    spec, shapes = build_models(config, shape_source, for_restore=True)
+    return Experiment(config, devices, dp, spec, None, None, shapes, step.make_sampler(spec))
   num_global = dp.num_devices
   source = data.open_split(config.data, config.data.train_split, config.seed)
   labelled = labelled_indices(config, source, num_global)
@@ -51,8 +60,10 @@ def setup(config, training: bool = True) -> Experiment:
       labels=bool(config.model.num_classes), labelled=labelled)
   if config.data.name == 'folder':  # a KID subset larger than the folder fails now, not at the first evaluation
     folder_metrics.subset_size(config, len(source), config.eval.periodic_num_samples)
-  spec, state = build_models(config, source)
-  return Experiment(config, devices, dp, spec, source, iterator, state, step.make_sampler(spec), labelled)
+  spec, shapes = build_models(config, source, for_restore=True)
+  check_d_init_examples(config, spec.d, source)  # now, not when the initial state is computed
+  return Experiment(config, devices, dp, spec, source, iterator, shapes, step.make_sampler(spec), labelled,
+                    functools.partial(initial_state, config, spec, source))
 
 
 def build_models(config, source, for_restore: bool = False):
@@ -78,8 +89,21 @@ def build_models(config, source, for_restore: bool = False):
       r1_examples=config.train.get('r1_examples', 0), spectral_norm=config.train.get('spectral_norm', False))
   if for_restore:
     return spec, step.state_shapes(spec, config.seed, source.shape, jax.local_devices()[0])
+  return spec, initial_state(config, spec, source)
+
+
+def initial_state(config, spec, source) -> step.GANState:
+  """The initial GANState of `spec`'s players for data like `source`'s (its marginals or a batch
+  of it, where the model initialises from data)."""
   data_mean = source.mean() if config.model.g_output_bias == 'marginals' else None
-  return spec, step.create_state(spec, config.seed, source.shape, data_mean, d_init_batch(config, d, source))
+  return step.create_state(spec, config.seed, source.shape, data_mean, d_init_batch(config, spec.d, source))
+
+
+def check_d_init_examples(config, d, source) -> None:
+  n = config.model.d_init_examples
+  if needs_init_batch(d) and not 2 <= n <= len(source):
+    raise UserError(f'model.d_init_examples={n}: the data-dependent initialisation of '
+                    f'model.discriminator={config.model.discriminator} needs 2 to {len(source)} training examples.')
 
 
 def d_init_batch(config, d, source):
@@ -88,11 +112,8 @@ def d_init_batch(config, d, source):
   any other D."""
   if not needs_init_batch(d):
     return None
-  n = config.model.d_init_examples
-  if not 2 <= n <= len(source):
-    raise UserError(f'model.d_init_examples={n}: the data-dependent initialisation of '
-                    f'model.discriminator={config.model.discriminator} needs 2 to {len(source)} training examples.')
-  rows = np.random.default_rng([config.seed, 0xD1]).permutation(len(source))[:n]
+  check_d_init_examples(config, d, source)
+  rows = np.random.default_rng([config.seed, 0xD1]).permutation(len(source))[:config.model.d_init_examples]
   return source.read(np.sort(rows))
 
 

@@ -88,3 +88,9 @@ def make_optimizer(cfg, updates_per_epoch: int) -> optax.GradientTransformation:
       return optax.inject_hyperparams(optax.adam)(**kw)
     return optax.inject_hyperparams(_adam_with_l2)(weight_decay=cfg.weight_decay, **kw)
   raise UserError(f'optim name={cfg.name!r} is unknown; choose sgd or adam.')
+
+
+def initial_hyperparams(tx: optax.GradientTransformation, params):
+  """The hyperparameters `tx` (inject_hyperparams) puts in a new optimizer state for `params`,
+  computed on one scalar of their dtype (the dtype optax gives them) instead of the whole state."""
+  return tx.init({'p': jnp.zeros((), optax.tree.dtype(params, 'highest'))}).hyperparams

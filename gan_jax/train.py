@@ -8,7 +8,7 @@ import signal
 import jax
 import numpy as np
 
-from gan_jax import files, progress, step
+from gan_jax import files, optim, progress, step
 from gan_jax.eval import evaluate, figure1, figures
 from gan_jax.checkpoint import Checkpoints, Damaged
 from gan_jax.errors import NonFiniteError, UserError
@@ -25,7 +25,7 @@ def save_labelled_indices(exp: Experiment, workdir: str) -> None:
 
 def restore_or_init(exp: Experiment, ckpt: Checkpoints):
   """(state, training seconds so far) from the newest intact checkpoint, or the initial state."""
-  found = ckpt.restore_newest(exp.config, exp.init_state, exp.iterator)
+  found = ckpt.restore_newest(exp.config, exp.state_shapes, exp.iterator)
   if found is None:
     return exp.init_state, 0.0
   step_num, state, clock = found
@@ -33,8 +33,8 @@ def restore_or_init(exp: Experiment, ckpt: Checkpoints):
   # the current config, so that e.g. a lowered --config.optim.d.lr applies on resume.
   # (Scheduled ones are recomputed from the update count at every step either way.)
   state = state.replace(
-      g_opt_state=state.g_opt_state._replace(hyperparams=exp.init_state.g_opt_state.hyperparams),
-      d_opt_state=state.d_opt_state._replace(hyperparams=exp.init_state.d_opt_state.hyperparams))
+      g_opt_state=state.g_opt_state._replace(hyperparams=optim.initial_hyperparams(exp.spec.g_tx, state.g_params)),
+      d_opt_state=state.d_opt_state._replace(hyperparams=optim.initial_hyperparams(exp.spec.d_tx, state.d_params)))
   progress.log('Resumed from the checkpoint at step %d in %s', step_num, ckpt.directory)
   return state, float(clock['train_seconds'])
 
@@ -259,7 +259,7 @@ def write_figure1(exp, ckpt, final_state, workdir):
   cfg = exp.config.figure1
   earlier = [s for s in ckpt.all_steps() if s <= cfg.from_step] or sorted(ckpt.all_steps())[:1]
   try:
-    early_state, _ = ckpt.restore(max(earlier), exp.init_state)
+    early_state, _ = ckpt.restore(max(earlier), exp.state_shapes)
   except Damaged as e:
     progress.warn(f'No Figure 1: the checkpoint at step {max(earlier)} is damaged ({e}).')
     return

@@ -78,6 +78,22 @@ def test_resumed_run_equals_uninterrupted_run_bit_for_bit(tmp_path):
   assert Checkpoints(str(tmp_path / 'split'), read_only=True).restore(20, target)[1]['train_seconds'] > first > 0
 
 
+def test_a_changed_learning_rate_applies_on_resume(tmp_path, monkeypatch):
+  """A constant learning rate changed on resume (a safe change) is the one the resumed steps use:
+  the restored optimizer states take their hyperparameters from the config, not the checkpoint
+  (nor from an initial state: a resumed run never computes one)."""
+  from gan_jax import step
+  train.train_and_evaluate(ring(10), str(tmp_path / 'run'))
+  changed = ring(20)
+  changed.optim.d.lr = 1e-4
+  monkeypatch.setattr(step, 'create_state', lambda *a, **k: pytest.fail('the initial state was computed'))
+  resumed = train.train_and_evaluate(changed, str(tmp_path / 'run'))
+  assert ring(20).optim.d.lr == ring(20).optim.g.lr == 1e-3
+  for opt_state, lr in ((resumed.d_opt_state, 1e-4), (resumed.g_opt_state, 1e-3)):
+    rate = opt_state.hyperparams['learning_rate']
+    assert rate.dtype == np.float32 and rate == np.float32(lr), (rate, lr)
+
+
 def test_resumed_run_with_ema_equals_uninterrupted_run_bit_for_bit(tmp_path):
   whole = train.train_and_evaluate(ring(20, train=dict(ema_decay=0.9)), str(tmp_path / 'whole'))
   train.train_and_evaluate(ring(10, train=dict(ema_decay=0.9)), str(tmp_path / 'split'))

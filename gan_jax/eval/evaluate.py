@@ -51,7 +51,7 @@ def load_state(exp, workdir: str, step=None, with_clock: bool = False):
     raise UserError(f'no checkpoint in {ckpt.directory}; train first (--mode=train) or pass the right --workdir.')
   if step is not None and step not in steps:
     raise UserError(f'no checkpoint at step {step} in {ckpt.directory}; there are {sorted(steps)}.')
-  step, state, clock = ckpt.restore_newest(exp.config, exp.init_state, step=step)
+  step, state, clock = ckpt.restore_newest(exp.config, exp.state_shapes, step=step)
   ckpt.close()
   return (state, step, clock) if with_clock else (state, step)
 
