@@ -1,5 +1,6 @@
 """MNIST, Fashion-MNIST and CIFAR-10 builders that prepare data without TensorFlow."""
 import gzip
+import io
 import os
 import tarfile
 
@@ -22,10 +23,13 @@ def _read_idx(path, header_bytes, shape):
     return np.frombuffer(f.read()[header_bytes:], np.uint8).reshape(shape)
 
 
-def _as_pil(image):
-  # tfds encodes numpy images with tf.image.encode_png; a PIL image is encoded with PIL instead.
-  # PNG is lossless, so the decoded pixels are the same either way.
-  return PIL.Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+def _as_png(image) -> bytes:
+  """The image as PNG bytes, which tfds stores as given (it would encode a numpy image with
+  TensorFlow, a PIL one with PIL's default zlib level). PNG is lossless, so the decoded pixels
+  are the same at any level; zlib's fastest prepares MNIST's 70,000 in less time."""
+  out = io.BytesIO()
+  PIL.Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(out, format='PNG', compress_level=1)
+  return out.getvalue()
 
 
 class _IdxMixin:
@@ -47,7 +51,7 @@ class _IdxMixin:
     images = _read_idx(data_path, 16, (num_examples, 28, 28, 1))
     labels = _read_idx(label_path, 8, (num_examples,))
     for i in range(num_examples):
-      yield i, {'image': _as_pil(images[i]), 'label': int(labels[i])}
+      yield i, {'image': _as_png(images[i]), 'label': int(labels[i])}
 
 
 class MNIST(_IdxMixin, tfds_mnist.MNIST, skip_registration=True):
@@ -83,7 +87,7 @@ class Cifar10(tfds_cifar.Cifar10, skip_registration=True):
         raw = np.frombuffer(tar.extractfile(member).read(), np.uint8).reshape(-1, 1 + 3 * 32 * 32)
       for row in raw:
         image = row[1:].reshape(3, 32, 32).transpose(1, 2, 0)
-        yield index, {'id': f'{split_prefix}{index:05d}', 'image': _as_pil(image), 'label': int(row[0])}
+        yield index, {'id': f'{split_prefix}{index:05d}', 'image': _as_png(image), 'label': int(row[0])}
         index += 1
 
 
