@@ -176,8 +176,9 @@ def memorisation(sample_to_train, test_to_train) -> dict:
   """Samples against genuinely new images: a sample is a near-copy when its nearest training
   image is closer than 99% of test images' nearest training images are."""
   s, t = np.asarray(sample_to_train), np.asarray(test_to_train)
-  return {'nn_train_distance_ratio': float(np.median(s) / np.median(t)),
-          'near_copy_fraction': float(np.mean(s < np.percentile(t, 1)))}
+  with np.errstate(divide='ignore', invalid='ignore'):  # a set of duplicates: median 0, ratio inf (nan: 0/0)
+    ratio = float(np.median(s) / np.median(t))
+  return {'nn_train_distance_ratio': ratio, 'near_copy_fraction': float(np.mean(s < np.percentile(t, 1)))}
 
 
 def nearest_neighbour_accuracy(train_features, train_labels, test_features, test_labels, chunk: int = 1000) -> float:
