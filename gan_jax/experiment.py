@@ -1,6 +1,7 @@
 """An experiment built from its config alone: the devices, the data (the training split and its
 grain iterator, or for evaluation only the shapes of the evaluation split), the players, the game
-and the initial state. `train.py` trains it; evaluation (`gan_jax/eval/`) reads it."""
+and the state's shapes (the initial state is computed when a run starts without a checkpoint).
+`train.py` trains it; evaluation (`gan_jax/eval/`) reads it."""
 import dataclasses
 import functools
 

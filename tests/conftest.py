@@ -58,11 +58,15 @@ jax.config.update('jax_num_cpu_devices', 4)  # before any backend starts
 import pytest  # noqa: E402
 
 
-def _archive_dir(env_var, name):
+def _archives(env_var, name):
+  """The directory of the official `name` archives ($env_var, else ../shared/data/name), or None."""
   path = os.environ.get(env_var) or os.path.join(ROOT, '..', 'shared', 'data', name)
-  if not os.path.isfile(os.path.join(path, 'train-images-idx3-ubyte.gz')):
-    pytest.fail(f'the official {name} archives are needed: set {env_var} to their directory')
-  return os.path.abspath(path)
+  return os.path.abspath(path) if os.path.isfile(os.path.join(path, 'train-images-idx3-ubyte.gz')) else None
+
+
+def _archive_dir(env_var, name):
+  return _archives(env_var, name) or pytest.fail(
+      f'the official {name} archives are needed: set {env_var} to their directory')
 
 
 @pytest.fixture(scope='session')
@@ -85,14 +89,14 @@ def pytest_collection_modifyitems(session, config, items):
   background (tests/shared_mnist.py), on every core, while the workers run other tests."""
   if os.environ.get('PYTEST_XDIST_WORKER', 'gw0') != 'gw0' or not any('tfds_dir' in i.fixturenames for i in items):
     return
-  archives = os.environ.get('GAN_JAX_MNIST_DIR') or os.path.join(ROOT, '..', 'shared', 'data', 'mnist')
-  if not os.path.isfile(os.path.join(archives, 'train-images-idx3-ubyte.gz')):
+  archives = _archives('GAN_JAX_MNIST_DIR', 'mnist')
+  if archives is None:
     return  # the fixture fails with the fix
   import subprocess
   path = _shared_tfds_path(config._tmp_path_factory)  # pylint: disable=protected-access
   cores = ','.join(map(str, sorted(_ALL_CORES or [])))
   _background.append(subprocess.Popen(
-      [sys.executable, '-m', 'tests.shared_mnist', str(path), os.path.abspath(archives), cores], cwd=ROOT,
+      [sys.executable, '-m', 'tests.shared_mnist', str(path), archives, cores], cwd=ROOT,
       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
 
