@@ -19,7 +19,7 @@ from configs import mnist, ring2d
 from gan_jax import train
 from gan_jax.checkpoint import Checkpoints
 from tests import launcher
-from tests.conftest import ROOT, tiny_paper_config, with_fusion_emitters, wait_for
+from tests.conftest import ROOT, compile_bound, tiny_paper_config, with_fusion_emitters, wait_for
 
 BASE = ['--config=configs/ring2d.py', '--config.mesh.platform=cpu']
 
@@ -28,8 +28,9 @@ def cmd(workdir, *overrides, base=BASE):
   return [sys.executable, 'launch.py', *base, f'--workdir={workdir}', *overrides]
 
 
-def run(workdir, *overrides, base=BASE):
-  return launcher.run(cmd(workdir, *overrides, base=base), cwd=ROOT, capture_output=True, text=True, timeout=300)
+def run(workdir, *overrides, base=BASE, env=None):
+  return launcher.run(cmd(workdir, *overrides, base=base), cwd=ROOT, env=env, capture_output=True, text=True,
+                      timeout=300)
 
 
 def final_state(workdir, step, num_devices=1, **config_overrides):
@@ -134,7 +135,8 @@ def _free_port():
 
 
 def _two_processes(workdir, logs, *args, base=BASE, env=None):
-  port = _free_port()
+  """Processes 0 and 1 of one run, each compiling at LLVM level 0 (conftest.compile_bound)."""
+  port, env = _free_port(), compile_bound(env)
   return [launcher.Popen(cmd(workdir, *args, '--config.mesh.num_devices=2',
                                f'--coordinator_address=127.0.0.1:{port}', '--num_processes=2',
                                f'--process_id={i}', base=base), cwd=ROOT, env=env, stdout=log,
@@ -171,7 +173,7 @@ def test_two_processes_on_loopback_equal_one_process(tmp_path):
     assert codes == [0, 0], outs[0][-2000:] + outs[1][-2000:]
     assert 'step 30/30' in outs[0] and 'step 30/30' not in outs[1]  # process 0 alone logs
   chex.assert_trees_all_equal(final_state(tmp_path / 'pmap', 30, 4), final_state(tmp_path / 'shard_map', 30, 4))
-  assert run(tmp_path / 'single', *args, '--config.mesh.num_devices=4').returncode == 0
+  assert run(tmp_path / 'single', *args, '--config.mesh.num_devices=4', env=compile_bound()).returncode == 0
   multi, single = final_state(tmp_path / 'shard_map', 30, 4), final_state(tmp_path / 'single', 30, 4)
   chex.assert_trees_all_close(multi, single, rtol=1e-5, atol=1e-6)
   # a pod preempted and back on another slice: the 2 × 2 checkpoint at step 20 resumed by 1 × 4
@@ -181,7 +183,7 @@ def test_two_processes_on_loopback_equal_one_process(tmp_path):
     moved = tmp_path / f'moved_to_{devices}'
     shutil.copytree(tmp_path / 'shard_map', moved)
     shutil.rmtree(moved / 'checkpoints' / '30')
-    r = run(moved, *args, f'--config.mesh.num_devices={devices}', f'--config.mesh.api={api}')
+    r = run(moved, *args, f'--config.mesh.num_devices={devices}', f'--config.mesh.api={api}', env=compile_bound())
     assert r.returncode == 0, r.stderr[-2000:]
     assert 'written by 2 process(es); resuming with 1' in r.stderr and 'Resumed from the checkpoint at step 20' in r.stderr
     chex.assert_trees_all_close(final_state(moved, 30, devices), single, rtol=1e-5, atol=1e-6)
@@ -195,7 +197,7 @@ def test_two_processes_equal_one_process_on_the_paper_mnist_model_with_dropout(t
           f'--config.data.data_dir={tfds_dir}', '--config.model.g_kwargs.hidden=64',
           '--config.model.d_kwargs.units=16', *(f'--config.data.{k}={v}' for k, v in splits.items())]
   args = ['--config.train.num_steps=30', '--config.checkpoint_every_steps=10', '--config.eval_every_steps=30']
-  single = run(tmp_path / 'single', *args, '--config.mesh.num_devices=4', base=base)  # prepares the data first
+  single = run(tmp_path / 'single', *args, '--config.mesh.num_devices=4', base=base, env=compile_bound())  # prepares the data first
   assert single.returncode == 0, single.stderr[-2000:]
   logs = [open(tmp_path / f'p{i}.log', 'w+') for i in range(2)]
   codes = _wait_all(_two_processes(tmp_path / 'multi', logs, *args, base=base), 300)
