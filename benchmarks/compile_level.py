@@ -1,6 +1,7 @@
 """XLA:CPU compile seconds and step milliseconds of the build the tests compile (tests/conftest.py:
-LLVM optimisation level 1 and XLA's legacy fusion emitters) and of level 1 alone, against XLA's
-defaults (level 3, the new fusion emitters: what a run compiles).
+LLVM optimisation level 1 and XLA's legacy fusion emitters), of level 1 alone, and of level 0 with
+the legacy emitters (what the tests' multi-process runs compile: conftest.compile_bound), against
+XLA's defaults (level 3, the new fusion emitters: what a run compiles).
 
   taskset -c 0 python benchmarks/compile_level.py [--rounds=5] [--steps=20]
 
@@ -35,6 +36,7 @@ SIDES = {  # name -> XLA_FLAGS; the first is the reference
     'defaults': '--xla_backend_optimization_level=3 --xla_cpu_use_fusion_emitters=true',
     'level 1': '--xla_backend_optimization_level=1',
     'level 1, legacy emitters': '--xla_backend_optimization_level=1 --xla_cpu_use_fusion_emitters=false',
+    'level 0, legacy emitters': '--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false',
 }
 
 

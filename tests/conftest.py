@@ -99,8 +99,9 @@ def _shared_tfds_path(tmp_path_factory):
   return (base.parent if os.environ.get('PYTEST_XDIST_WORKER') else base) / 'tfds_shared'
 
 
+@pytest.hookimpl(trylast=True)  # after -k and -m have deselected what will not run
 def pytest_collection_modifyitems(session, config, items):
-  """When a collected test needs MNIST, one worker starts preparing and decoding it in the
+  """When a test that will run needs MNIST, one worker starts preparing and decoding it in the
   background (tests/shared_mnist.py), on every core, while the workers run other tests."""
   if os.environ.get('PYTEST_XDIST_WORKER', 'gw0') != 'gw0' or not any('tfds_dir' in i.fixturenames for i in items):
     return
