@@ -38,8 +38,9 @@ def with_fusion_emitters(env=None) -> dict:
 
 def compile_bound(env=None) -> dict:
   """`env` (default: this process's environment now) at LLVM level 0 instead of the tests' 1, for
-  the runs of a few steps that each process of a multi-process run compiles alone: jax reads the
-  compilation cache in process 0 only, so the others compile every program in every run. Level 0
+  the runs of a few steps that each process of a multi-process run compiles alone: process 1 never
+  finds its programs in the compilation cache (jax writes it from process 0 only, and process 1's
+  keys differ), so it compiles every program in every run. Level 0
   compiles the steps and initial states in ~0.5x level 1's time and runs their steps 2-6x slower
   (benchmarks/compile_level.py), which 30 steps do not notice. A level named in XLA_FLAGS other
   than the tests' 1 is kept."""
