@@ -27,25 +27,26 @@ for _flag, _value in _FAST_COMPILE.items():
     os.environ['XLA_FLAGS'] = f"{os.environ.get('XLA_FLAGS', '')} {_flag}={_value}".strip()
 
 
+def _with_flag(old: str, new: str, env=None) -> dict:
+  """`env` (default: this process's environment now; fixtures may have added to it) with the
+  tests' XLA setting `old` replaced by `new` (a setting XLA_FLAGS named otherwise is kept)."""
+  env = dict(os.environ if env is None else env)
+  env['XLA_FLAGS'] = env.get('XLA_FLAGS', '').replace(old, new)
+  return env
+
+
 def with_fusion_emitters() -> dict:
-  """This process's environment now (fixtures may have added to it), compiling with XLA's new
-  fusion emitters as runs do."""
-  return dict(os.environ, XLA_FLAGS=os.environ.get('XLA_FLAGS', '').replace(
-      '--xla_cpu_use_fusion_emitters=false', '--xla_cpu_use_fusion_emitters=true'))
+  """This process's environment, compiling with XLA's new fusion emitters as runs do."""
+  return _with_flag('--xla_cpu_use_fusion_emitters=false', '--xla_cpu_use_fusion_emitters=true')
 
 
 def compile_bound(env=None) -> dict:
-  """`env` (default: this process's environment now) at LLVM level 0 instead of the tests' 1, for
-  the runs of a few steps that each process of a multi-process run compiles alone: process 1 never
-  finds its programs in the compilation cache (jax writes it from process 0 only, and process 1's
-  keys differ), so it compiles every program in every run. Level 0 compiles the steps and
-  initial states in ~0.5x level 1's time and runs their steps 2-6x slower
-  (benchmarks/compile_level.py), which 30 steps do not notice. A level named in XLA_FLAGS other
-  than the tests' 1 is kept."""
-  env = dict(os.environ if env is None else env)
-  env['XLA_FLAGS'] = env.get('XLA_FLAGS', '').replace('--xla_backend_optimization_level=1',
-                                                      '--xla_backend_optimization_level=0')
-  return env
+  """`env` at LLVM level 0 instead of the tests' 1, for the runs of a few steps that each process
+  of a multi-process run compiles alone: process 1 never finds its programs in the compilation
+  cache (jax writes it from process 0 only, and process 1's keys differ), so it compiles every
+  program in every run. Level 0 compiles the steps and initial states in ~0.5x level 1's time
+  and runs their steps 2-6x slower (benchmarks/compile_level.py), which 30 steps do not notice."""
+  return _with_flag('--xla_backend_optimization_level=1', '--xla_backend_optimization_level=0', env)
 
 
 # Each pytest-xdist worker (and every launch.py it starts) keeps to its own share of the cores
