@@ -20,7 +20,7 @@ Importing this module mends two gaps of the emulator (2026.7.19): it lacks objec
 gcsfs's rename uses (and then retries for ~33 s): added, as a copy then a delete (as on GCS,
 renaming a folder is one move per object, not atomic); and its media downloads lack the
 x-goog-generation header, which tensorstore needs to read an existing OCDBT manifest: added.
-`start` also widens its listen backlog (http.server's 5 cost ~1 s per checkpoint saved; there).
+`start` also widens its listen backlog: http.server's 5 cost ~1 s per checkpoint saved (see there).
 """
 import argparse
 import json
