@@ -194,8 +194,8 @@ def launch(workdir, mode, extra):
 
 def test_eval_and_sample_modes_on_a_short_mnist_run(mnist_dir, tfds_dir, tmp_path):
   extra = [f'--config.data.manual_dir={mnist_dir}', f'--config.data.data_dir={tfds_dir}',
-           '--config.train.num_steps=200', '--config.eval_every_steps=100', '--config.log_every_steps=100',
-           '--config.checkpoint_every_steps=100',
+           '--config.train.num_steps=20', '--config.eval_every_steps=10', '--config.log_every_steps=10',
+           '--config.checkpoint_every_steps=10',
            '--config.model.g_kwargs.hidden=256', '--config.model.d_kwargs.units=64',
            f'--config.eval.classifier_path={tmp_path / "clf.msgpack"}', '--config.eval.classifier_epochs=1',
            '--config.eval.classifier_examples=12000',
@@ -207,24 +207,24 @@ def test_eval_and_sample_modes_on_a_short_mnist_run(mnist_dir, tfds_dir, tmp_pat
   assert 'parzen_valid_ll_cheap' in r.stderr  # the periodic, cheap evaluation
   # resumed with every metric at each evaluation, on the validation split; at the end, the final
   # checkpoint once on the test split (eval.at_end, as configs/mnist_table1.py) and its Table 1 row
-  full = extra + ['--config.train.num_steps=300', '--config.eval.periodic_parzen=full', '--config.eval.at_end=True']
+  full = extra + ['--config.train.num_steps=30', '--config.eval.periodic_parzen=full', '--config.eval.at_end=True']
   r = launch(tmp_path / 'wd', 'train', full)
   assert r.returncode == 0, r.stderr[-2000:]
   rows = [json.loads(line) for line in (tmp_path / 'wd' / 'eval_history.jsonl').read_text().splitlines()]
-  assert [row['step'] for row in rows] == [100, 200, 300]
+  assert [row['step'] for row in rows] == [10, 20, 30]
   assert 'valid/parzen_ll' not in rows[1] and 'test/parzen_ll' not in rows[2]
   result = json.loads((tmp_path / 'wd' / 'eval.json').read_text())
-  assert result['step'] == 300 and result['num_samples'] == 2000 and result['split'] == 'test'
+  assert result['step'] == 30 and result['num_samples'] == 2000 and result['split'] == 'test'
   table1 = r.stdout[r.stdout.index('Table 1, mnist'):]
   assert 'Adversarial nets (paper)  225 ± 2' in table1
-  assert f'step 300, {result["train_minutes"]:.1f} training minutes  {result["parzen_ll"]:.1f} ± {result["parzen_se"]:.1f}' in table1
+  assert f'step 30, {result["train_minutes"]:.1f} training minutes  {result["parzen_ll"]:.1f} ± {result["parzen_se"]:.1f}' in table1
   assert f'classifier FD {result["frechet_distance"]:.1f}' in table1
   assert 'first evaluation trains the evaluation classifier once before it scores' in r.stderr
   # --mode=eval on an earlier checkpoint: the same protocol, without orbax's read-only notices
-  r = launch(tmp_path / 'wd', 'eval', extra + ['--step=200'])
+  r = launch(tmp_path / 'wd', 'eval', extra + ['--step=20'])
   assert r.returncode == 0, r.stderr[-2000:]
   assert 'read only' not in r.stderr and 'read_only' not in r.stderr
-  assert json.loads((tmp_path / 'wd' / 'eval.json').read_text())['step'] == 200
+  assert json.loads((tmp_path / 'wd' / 'eval.json').read_text())['step'] == 20
   assert 'Parzen (paper: GAN 225±2)' in r.stdout
   assert np.isfinite(result['parzen_ll']) and result['parzen_se'] > 0
   assert result['classifier_accuracy'] > 0.9 and result['frechet_distance'] > 0
@@ -232,18 +232,18 @@ def test_eval_and_sample_modes_on_a_short_mnist_run(mnist_dir, tfds_dir, tmp_pat
   for key in ('precision', 'recall', 'coverage', 'near_copy_fraction', 'nn_train_distance_ratio'):
     assert 0.0 <= result[key] <= (1.0 if key != 'nn_train_distance_ratio' else 10.0), (key, result[key])
   assert os.path.exists(tmp_path / 'clf.msgpack')  # cached where the config says
-  r = launch(tmp_path / 'wd', 'sample', extra + ['--step=100'])
+  r = launch(tmp_path / 'wd', 'sample', extra + ['--step=10'])
   assert r.returncode == 0, r.stderr[-2000:]
-  for name in ('sample_step_0000100.png', 'figure2_step_0000100.png', 'figure3_step_0000100.png'):
+  for name in ('sample_step_0000010.png', 'figure2_step_0000010.png', 'figure3_step_0000010.png'):
     assert os.path.exists(tmp_path / 'wd' / 'samples' / name), name
-  npz = np.load(tmp_path / 'wd' / 'samples' / 'samples_step_0000100.npz')
+  npz = np.load(tmp_path / 'wd' / 'samples' / 'samples_step_0000010.npz')
   assert npz['images'].dtype == np.uint8 and npz['images'].shape == (50, 28, 28, 1)
   assert 20 < npz['images'].mean() < 235 and str(npz['generator']) == 'eval'
   _validation_history_and_known_answers(mnist_dir, tfds_dir, tmp_path, rows[2], result)
 
 
 def _validation_history_and_known_answers(mnist_dir, tfds_dir, tmp_path, row, on_test):
-  """The periodic row at step 300 is the protocol on the validation split (the same numbers as
+  """The periodic row at step 30 is the protocol on the validation split (the same numbers as
   evaluate_samples(..., 'valid') of that checkpoint; σ chosen there as on test, other numbers
   not the test split's). Then numbers with known answers, with the classifier trained above:
   2,000 held-out real images as 'samples' score like the test set (Fréchet distance near 0,
@@ -260,7 +260,7 @@ def _validation_history_and_known_answers(mnist_dir, tfds_dir, tmp_path, row, on
   exp = train.setup(c, training=False)
   with pytest.raises(UserError, match='no checkpoint in .*; train first'):
     evaluate.load_state(exp, str(tmp_path / 'empty'))
-  state, _ = evaluate.load_state(exp, str(tmp_path / 'wd'), 300)
+  state, _ = evaluate.load_state(exp, str(tmp_path / 'wd'), 30)
   cache = {}
   samples = evaluate.generate(exp, step.sampling_params(state), 2000, c.seed + 1)
   on_valid = evaluate.evaluate_samples(exp, samples, cache, 'valid')
