@@ -22,6 +22,9 @@ os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
 # (with_fusion_emitters). An XLA_FLAGS that names a setting keeps it
 # (--xla_backend_optimization_level=3 --xla_cpu_use_fusion_emitters=true: the build runs use).
 _FAST_COMPILE = {'--xla_backend_optimization_level': '1', '--xla_cpu_use_fusion_emitters': 'false'}
+# the XLA_FLAGS the test command was given (pytest-xdist's workers inherit the amended one)
+os.environ.setdefault('GAN_JAX_TEST_GIVEN_XLA_FLAGS', os.environ.get('XLA_FLAGS', ''))
+_LEVEL_NAMED = '--xla_backend_optimization_level' in os.environ['GAN_JAX_TEST_GIVEN_XLA_FLAGS']
 for _flag, _value in _FAST_COMPILE.items():
   if _flag not in os.environ.get('XLA_FLAGS', ''):
     os.environ['XLA_FLAGS'] = f"{os.environ.get('XLA_FLAGS', '')} {_flag}={_value}".strip()
@@ -71,6 +74,26 @@ import numpy as np  # noqa: E402
 jax.config.update('jax_num_cpu_devices', 4)  # before any backend starts
 
 import pytest  # noqa: E402
+
+
+# A test marked compile_bound compiles programs it runs only a few times (a step or two, a
+# forward pass): XLA compiles them without most optimisations (jax_disable_most_optimizations:
+# LLVM level 0, its expensive passes off), in ~0.5x the time; its steps run 2-5x slower, which a
+# few steps do not notice, and every property those tests check (against references within
+# tolerances, or bit for bit between programs compiled alike) holds at either setting
+# (docs/testing.md); an XLA_FLAGS that names a level keeps it for these tests too. jax's
+# in-memory caches do not key on the setting, so they are cleared when it changes: a program
+# compiled under one setting is never run under the other.
+_unoptimised = [False]
+
+
+@pytest.fixture(autouse=True)
+def _compile_setting(request):
+  wanted = request.node.get_closest_marker('compile_bound') is not None and not _LEVEL_NAMED
+  if wanted != _unoptimised[0]:
+    jax.clear_caches()
+    jax.config.update('jax_disable_most_optimizations', wanted)
+    _unoptimised[0] = wanted
 
 
 def _archives(env_var, name):

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import pytest
 
 from configs import mnist_bigan, ring2d
 from gan_jax import models, step, train
@@ -27,6 +28,7 @@ def _toy_spec():
                       game=BiGAN(), e=models.MLPEncoder(code_dim=4, hidden=32), ema_decay=0.9)
 
 
+@pytest.mark.compile_bound
 def test_generator_player_is_g_and_e_and_its_loss_is_the_swapped_labels():
   spec = _toy_spec()
   state = step.create_state(spec, 0, SHAPE)
@@ -183,6 +185,7 @@ def test_test_mode_batch_norm_uses_the_average_of_training_batches_statistics():
   assert not np.allclose(e.apply(ep, x[:5]), e.apply(ep, x)[:5], atol=1e-4)  # training mode: it does
 
 
+@pytest.mark.compile_bound
 def test_anchor_bigan_step_on_one_device_equals_four_devices():
   """D's batch norm reduces over the examples of the per-example vmap and over the devices, and
   G's and E's over the devices: three simultaneous steps on 4 devices equal three on 1."""

@@ -58,6 +58,7 @@ def test_size_equals_pytorch_fids():
   assert {k: torch_shapes[k] for k in TORCH_SHAPES} == TORCH_SHAPES
 
 
+@pytest.mark.compile_bound
 def test_body_at_75x75(random_state_dict):
   variables = inception._unflatten(inception.convert_state_dict(random_state_dict), 'test')
   x = np.random.default_rng(1).random((2, 75, 75, 3), np.float32)
@@ -69,6 +70,7 @@ def test_body_at_75x75(random_state_dict):
                              rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.compile_bound
 def test_features_grey_padded_batches(random_state_dict):
   variables = inception._unflatten(inception.convert_state_dict(random_state_dict), 'test')
   grey = np.random.default_rng(2).random((3, 8, 8, 1), np.float32)

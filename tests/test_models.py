@@ -193,6 +193,7 @@ def test_improved_gan_d_data_dependent_init_against_a_hand_computation():
   np.testing.assert_array_equal(plain[names[0]]['bias'], np.zeros(300))
 
 
+@pytest.mark.compile_bound
 def test_semi_supervised_step_moves_only_the_trainable_scales():
   """Their hidden layers' scales are not trainable: after a training step of the config's game
   they are bit for bit where the data-dependent init put them, while the output layer's scales,

@@ -6,6 +6,7 @@ import json
 import chex
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from configs import mnist_semi_supervised
 from gan_jax import step, train
@@ -94,6 +95,7 @@ def test_semi_supervised_run_resumed_equals_uninterrupted_bit_for_bit(mnist_dir,
   chex.assert_trees_all_equal(whole, resumed)
 
 
+@pytest.mark.compile_bound
 def test_one_device_equals_four_devices():
   """Feature matching matches the global batch's mean features: three steps on 4 devices (each
   with a quarter of the data, the labelled examples split alike) equal three steps on 1."""

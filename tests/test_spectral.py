@@ -89,6 +89,7 @@ def _ring(spectral_norm):
   return train.setup(c)
 
 
+@pytest.mark.compile_bound
 def test_the_step_iterates_once_per_d_update_and_both_players_see_d_normalised():
   exp = _ring(True)
   spec, state = exp.spec, exp.init_state

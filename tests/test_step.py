@@ -13,6 +13,8 @@ from gan_jax.optim import make_optimizer
 from tests.conftest import dispatches, tiny_paper_config
 
 SHAPE = (28, 28, 1)
+# every test here compiles the step (and the initial state) for one to four steps
+pytestmark = pytest.mark.compile_bound
 
 
 def make_spec(k, update='alternating', g_loss='non_saturating', ema_decay=0.0, ema_start_step=0, d_ema_decay=0.0,
