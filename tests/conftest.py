@@ -84,16 +84,12 @@ import pytest  # noqa: E402
 # (docs/testing.md); an XLA_FLAGS that names a level keeps it for these tests too. jax's
 # in-memory caches do not key on the setting, so they are cleared when it changes: a program
 # compiled under one setting is never run under the other.
-_unoptimised = [False]
-
-
 @pytest.fixture(autouse=True)
 def _compile_setting(request):
   wanted = request.node.get_closest_marker('compile_bound') is not None and not _LEVEL_NAMED
-  if wanted != _unoptimised[0]:
+  if wanted != jax.config.values['jax_disable_most_optimizations']:
     jax.clear_caches()
     jax.config.update('jax_disable_most_optimizations', wanted)
-    _unoptimised[0] = wanted
 
 
 def _archives(env_var, name):
